@@ -1,0 +1,54 @@
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+
+/**
+ * The one error type of the API. Every failure a caller can cause or see is an ApiError;
+ * `onError` in src/app.ts turns it into `{ code, type, message }` JSON. Anything else that
+ * reaches `onError` is a bug and becomes an opaque 500 (internals are logged, never sent).
+ */
+export type ErrorType =
+  | 'bad_request'
+  | 'unauthorized'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'unprocessable_image'
+  | 'model_unavailable'
+  | 'internal';
+
+const STATUS: Record<ErrorType, ContentfulStatusCode> = {
+  bad_request: 400,
+  unauthorized: 401,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unprocessable_image: 422,
+  model_unavailable: 503,
+  internal: 500,
+};
+
+export class ApiError extends HTTPException {
+  readonly type: ErrorType;
+
+  constructor(type: ErrorType, message: string, options?: { cause?: unknown }) {
+    super(STATUS[type], { message, cause: options?.cause });
+    this.type = type;
+    this.name = 'ApiError';
+  }
+
+  toJSON(): { code: number; type: ErrorType; message: string } {
+    return { code: this.status, type: this.type, message: this.message };
+  }
+}
+
+// Factories keep call sites short and the wording consistent.
+export const badRequest = (message: string) => new ApiError('bad_request', message);
+export const notFound = (message: string) => new ApiError('not_found', message);
+export const tooLarge = (message: string) => new ApiError('payload_too_large', message);
+export const unsupportedMedia = (message: string) => new ApiError('unsupported_media_type', message);
+export const unprocessableImage = (message: string, cause?: unknown) =>
+  new ApiError('unprocessable_image', message, { cause });
+export const modelUnavailable = (message: string, cause?: unknown) =>
+  new ApiError('model_unavailable', message, { cause });
