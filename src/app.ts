@@ -1,0 +1,82 @@
+import { Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { getConfig, type Config } from './config';
+import { ApiError, notFound, tooLarge } from './errors';
+import { apiKey } from './middleware/auth';
+import { modelRoutes } from './routes/models';
+import { pingRoutes } from './routes/ping';
+import { predictRoutes } from './routes/predict';
+
+/** Paths and the methods they answer, for 405s with an Allow header. */
+const METHODS: Array<[path: string, allow: string]> = [
+  ['/ping', 'GET'],
+  ['/models', 'GET'],
+  ['/models/:model', 'GET'],
+  ['/predict', 'POST'],
+  ['/predict/:model', 'POST'],
+  ['/predictions/:model', 'POST'],
+  ['/:model/predict', 'POST'],
+];
+
+export function createApp() {
+  const app = new Hono<{ Bindings: Env }>();
+
+  app.use(
+    '*',
+    cors({
+      // Off unless CORS_ORIGINS lists origins: returning null sends no CORS headers.
+      origin: (origin, c) => (getConfig(c.env).corsOrigins.includes(origin) ? origin : null),
+      allowMethods: ['GET', 'POST'],
+      allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type'],
+      exposeHeaders: ['Server-Timing', 'X-Model-Id', 'X-Model-Weights', 'Warning'],
+      maxAge: 600,
+    }),
+  );
+  // Health checks stay open so load balancers need no secret.
+  app.use('*', async (c, next) => (c.req.path === '/ping' ? next() : auth(c, next)));
+  app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict'], limitBody);
+
+  app.route('/', pingRoutes);
+  app.route('/', modelRoutes);
+  app.route('/', predictRoutes);
+
+  for (const [path, allow] of METHODS) {
+    app.all(path, (c) => {
+      c.header('Allow', allow);
+      throw new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use ${allow}`);
+    });
+  }
+
+  app.notFound((c) => {
+    throw notFound(`no route for ${c.req.method} ${c.req.path}`);
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
+    // Anything else is our bug: log it, and tell the caller nothing about internals.
+    console.error(`${c.req.method} ${c.req.path}:`, err);
+    return c.json({ code: 500, type: 'internal', message: 'internal error' }, 500);
+  });
+
+  return app;
+}
+
+const auth = apiKey({ key: (c) => getConfig(c.env).apiKey });
+
+/** The body limit comes from the environment, so the middleware is made once per config. */
+const bodyLimits = new WeakMap<Config, MiddlewareHandler>();
+const limitBody: MiddlewareHandler<{ Bindings: Env }> = (c, next) => {
+  const config = getConfig(c.env);
+  let limit = bodyLimits.get(config);
+  if (!limit) {
+    limit = bodyLimit({
+      maxSize: config.maxBodyBytes,
+      onError: () => {
+        throw tooLarge(`request body over ${config.maxBodyBytes} bytes`);
+      },
+    });
+    bodyLimits.set(config, limit);
+  }
+  return limit(c, next);
+};

@@ -1,0 +1,49 @@
+/**
+ * Limits and switches, read from wrangler.toml vars and secrets. Parsed once per `env`
+ * object (the runtime hands every request of an isolate the same one).
+ */
+export interface Config {
+  defaultModel: string;
+  maxBodyBytes: number;
+  maxPixels: number;
+  maxImages: number;
+  /** Most sessions kept alive in one isolate; the least recently used idle one is released. */
+  maxLoadedModels: number;
+  corsOrigins: string[];
+  /** When undefined, requests need no key. */
+  apiKey: string | undefined;
+}
+
+const cache = new WeakMap<object, Config>();
+
+export function getConfig(env: Env): Config {
+  let config = cache.get(env);
+  if (!config) {
+    config = parseConfig(env);
+    cache.set(env, config);
+  }
+  return config;
+}
+
+function parseConfig(env: Env): Config {
+  return {
+    defaultModel: env.DEFAULT_MODEL || 'resnet18v1',
+    maxBodyBytes: positiveInt('MAX_BODY_BYTES', env.MAX_BODY_BYTES, 20 * 1024 * 1024),
+    maxPixels: positiveInt('MAX_PIXELS', env.MAX_PIXELS, 16_000_000),
+    maxImages: positiveInt('MAX_IMAGES', env.MAX_IMAGES, 8),
+    maxLoadedModels: positiveInt('MAX_LOADED_MODELS', env.MAX_LOADED_MODELS, 1),
+    corsOrigins: (env.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    apiKey: env.API_KEY || undefined,
+  };
+}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  // A misconfigured limit must fail loudly, not silently become "no limit".
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return value;
+}

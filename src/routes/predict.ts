@@ -1,0 +1,102 @@
+/**
+ * The predict routes. One pipeline, four URL shapes, three answer shapes: `/predict` gives
+ * the native answer; the model-server (`/<model>/predict`) and TorchServe (`/predictions/<model>`)
+ * forms answer exactly as those servers do, so their existing clients keep working.
+ */
+import { Hono, type Context } from 'hono';
+import { getConfig } from '../config';
+import { badRequest } from '../errors';
+import type { ModelManifest } from '../models/manifest';
+import { getRegistry } from '../models/registry';
+import { classify, type Classification } from '../pipeline/classify';
+import { readUploads } from '../upload';
+
+type Shape = 'native' | 'model-server' | 'torchserve';
+
+const SYNTHETIC_NOTICE =
+  'This model has synthetic weights generated for testing: its classes are not a real classification of the image.';
+
+export const predictRoutes = new Hono<{ Bindings: Env }>()
+  .post('/predict', (c) => predict(c, getConfig(c.env).defaultModel, 'native'))
+  .post('/predict/:model', (c) => predict(c, c.req.param('model'), 'native'))
+  .post('/predictions/:model', (c) => predict(c, c.req.param('model'), 'torchserve'))
+  .post('/:model/predict', (c) => predict(c, c.req.param('model'), 'model-server'));
+
+async function predict(c: Context<{ Bindings: Env }>, modelId: string, shape: Shape): Promise<Response> {
+  const started = performance.now();
+  const config = getConfig(c.env);
+  const topk = parseTopK(c.req.query('topk'));
+  const uploads = await readUploads(c.req, config.maxImages);
+  const result = await classify(getRegistry(c.env.MODELS, config.maxLoadedModels), modelId, uploads, {
+    topk,
+    limits: { maxPixels: config.maxPixels },
+  });
+  const total = performance.now() - started;
+
+  const { timings, manifest } = result;
+  c.header(
+    'Server-Timing',
+    [
+      `model;dur=${ms(timings.model)}`,
+      `decode;dur=${ms(timings.decode)}`,
+      `preprocess;dur=${ms(timings.preprocess)}`,
+      `inference;dur=${ms(timings.inference)}`,
+      `total;dur=${ms(total)}`,
+    ].join(', '),
+  );
+  // The compatibility shapes have no room for it, so every answer says in headers which
+  // weights produced it.
+  c.header('X-Model-Id', manifest.id);
+  c.header('X-Model-Weights', manifest.weights);
+  if (manifest.weights === 'synthetic') c.header('Warning', `199 edge-resnet "${SYNTHETIC_NOTICE}"`);
+
+  switch (shape) {
+    case 'native':
+      return c.json(nativeBody(result, total));
+    case 'model-server':
+      return c.json(single(result, (p) => p.map((x) => ({ class: `${x.synset} ${x.label}`, probability: x.probability }))));
+    case 'torchserve':
+      return c.json(single(result, (p) => Object.fromEntries(p.map((x) => [shortName(x.label), x.probability]))));
+  }
+}
+
+function nativeBody({ manifest, images, timings }: Classification, total: number) {
+  return {
+    model: describe(manifest),
+    ...(manifest.weights === 'synthetic' ? { notice: SYNTHETIC_NOTICE } : {}),
+    images: images.map(({ width, height, predictions }) => ({
+      width,
+      height,
+      predictions: predictions.map(({ index, synset, label, probability }) => ({ index, synset, label, probability })),
+    })),
+    timings: {
+      model: ms(timings.model),
+      decode: ms(timings.decode),
+      preprocess: ms(timings.preprocess),
+      inference: ms(timings.inference),
+      total: ms(total),
+    },
+  };
+}
+
+function describe(m: ModelManifest) {
+  return { id: m.id, version: m.version, depth: m.depth, precision: m.precision, weights: m.weights, source: m.source };
+}
+
+/** The compatibility servers answer one image with its result and a batch with a list of them. */
+function single<T>({ images }: Classification, format: (p: Classification['images'][number]['predictions']) => T): T | T[] {
+  const results = images.map((image) => format(image.predictions));
+  return results.length === 1 ? results[0]! : results;
+}
+
+/** TorchServe's ImageNet index_to_name uses one name per class: the first synonym. */
+const shortName = (label: string) => label.split(',')[0]!.trim();
+
+function parseTopK(raw: string | undefined): number {
+  if (raw === undefined) return 5;
+  const k = Number(raw);
+  if (!/^\d+$/.test(raw) || k < 1 || k > 1000) throw badRequest(`topk must be an integer from 1 to 1000, got "${raw.slice(0, 20)}"`);
+  return k;
+}
+
+const ms = (x: number) => Math.round(x * 100) / 100;
