@@ -1,0 +1,65 @@
+/**
+ * The image decoding layer: raw upload bytes in, upright 8-bit RGB out.
+ *
+ *   sniff(bytes)               'jpeg' | 'png' | null, by magic bytes only
+ *   probe(bytes, limits?)      format, stored size and EXIF orientation from the header alone
+ *   decodeImage(bytes, limits) RgbImage, orientation applied
+ *
+ * Every failure is an ApiError: 415 for neither JPEG nor PNG, 413 for too many pixels (from
+ * the header, before any decoding) or too much decoder memory, 422 for corrupt, truncated or
+ * unsupported-variant files. Pixel values follow PIL's `Image.open(f).convert('RGB')`, the
+ * model zoo's reference (alpha dropped, see png.ts), plus `ImageOps.exif_transpose`.
+ *
+ * Plain JS over Uint8Array: runs in workerd without nodejs_compat.
+ */
+import { tooLarge, unsupportedMedia } from '../errors';
+import { decodeJpeg, readJpegHeader, type JpegHeader } from './jpeg';
+import { applyOrientation } from './orient';
+import { decodePng, readPngHeader, type PngHeader } from './png';
+import { sniff } from './sniff';
+import type { DecodeLimits, ImageInfo, RgbImage } from './types';
+
+export { sniff } from './sniff';
+export { applyOrientation } from './orient';
+export { readExifOrientation } from './exif';
+export { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageFormat, type ImageInfo, type RgbImage } from './types';
+
+function readHeader(bytes: Uint8Array): JpegHeader | PngHeader {
+  switch (sniff(bytes)) {
+    case 'jpeg':
+      return readJpegHeader(bytes);
+    case 'png':
+      return readPngHeader(bytes);
+    default:
+      throw unsupportedMedia('not a JPEG or PNG image');
+  }
+}
+
+function checkPixels(info: ImageInfo, limits: DecodeLimits): void {
+  const pixels = info.width * info.height;
+  if (pixels > limits.maxPixels) {
+    throw tooLarge(`image is ${info.width}x${info.height} (${pixels} pixels), over the limit of ${limits.maxPixels}`);
+  }
+}
+
+/**
+ * Header facts without decoding: cheap enough to run on every upload of a batch before any
+ * of them is decoded. With `limits`, also refuses too many pixels (413).
+ */
+export function probe(bytes: Uint8Array, limits?: DecodeLimits): ImageInfo {
+  const { format, width, height, orientation } = readHeader(bytes);
+  const info = { format, width, height, orientation };
+  if (limits) checkPixels(info, limits);
+  return info;
+}
+
+/**
+ * Decodes one upload to upright RGB. The pixel limit is checked from the header first, so an
+ * image that is too large costs a header read, not a decode.
+ */
+export function decodeImage(bytes: Uint8Array, limits: DecodeLimits): RgbImage {
+  const header = readHeader(bytes);
+  checkPixels(header, limits);
+  const image = header.format === 'jpeg' ? decodeJpeg(bytes, header, limits) : decodePng(bytes, header, limits);
+  return applyOrientation(image, header.orientation);
+}
