@@ -1,0 +1,31 @@
+/**
+ * The models CLI: `npm run models -- <command> ...`. Each command lives in
+ * models/src/commands/<name>.ts and exports a `Command`; this file only dispatches.
+ */
+import type { Command } from './commands/command';
+import { list } from './commands/list';
+import { synth } from './commands/synth';
+import { upload } from './commands/upload';
+import { verify } from './commands/verify';
+
+const COMMANDS: Command[] = [synth, upload, verify, list];
+
+function usage(): string {
+  return ['usage: npm run models -- <command> [options]', '', ...COMMANDS.map((c) => `  ${c.usage}`)].join('\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(name && name !== '--help' ? `unknown command "${name}"\n\n${usage()}` : usage());
+    process.exitCode = name && name !== '--help' ? 2 : 0;
+    return;
+  }
+  await command.run(rest);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});

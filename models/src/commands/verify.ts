@@ -1,0 +1,52 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { readManifest, sha256 } from '../local';
+import { DEFAULT_OUT, modelIds, parse, type Command } from './command';
+
+const usage = 'verify <id|all> [--dir models/out]   sha256, loads in onnxruntime-node, input/output shapes';
+
+export const verify: Command = {
+  name: 'verify',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parse(argv, usage, { dir: { type: 'string', default: DEFAULT_OUT } });
+    let failed = 0;
+    for (const id of modelIds(positionals[0], usage)) {
+      const problems = await verifyModel(join(values.dir, id));
+      console.log(problems.length ? `${id}: FAILED\n  ${problems.join('\n  ')}` : `${id}: ok`);
+      if (problems.length) failed++;
+    }
+    if (failed) throw new Error(`${failed} model(s) failed verification`);
+  },
+};
+
+/** Everything that would make the Worker refuse or misuse the model; empty when it is fine. */
+export async function verifyModel(dir: string): Promise<string[]> {
+  const problems: string[] = [];
+  const manifest = await readManifest(dir);
+  const bytes = new Uint8Array(await readFile(join(dir, 'model.onnx')));
+  if (bytes.byteLength !== manifest.bytes) problems.push(`size ${bytes.byteLength} != manifest ${manifest.bytes}`);
+  if (sha256(bytes) !== manifest.sha256) problems.push('sha256 does not match the manifest');
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+  } catch (err) {
+    return [...problems, `onnxruntime-node cannot load it: ${err instanceof Error ? err.message : String(err)}`];
+  }
+  try {
+    const { input, output, preprocess } = manifest;
+    if (!session.inputNames.includes(input.name)) problems.push(`no input "${input.name}" (has ${session.inputNames.join(', ')})`);
+    if (!session.outputNames.includes(output.name)) problems.push(`no output "${output.name}" (has ${session.outputNames.join(', ')})`);
+    if (problems.length) return problems;
+    const dims = [2, 3, preprocess.cropHeight, preprocess.cropWidth];
+    const data = Float32Array.from({ length: dims.reduce((a, b) => a * b) }, (_, i) => Math.sin(i) * 2);
+    const result = await session.run({ [input.name]: new ort.Tensor('float32', data, dims) });
+    const out = result[output.name]!;
+    if (out.dims.join() !== `2,${output.shape[1]}`) problems.push(`output shape [${out.dims.join(', ')}], expected [2, ${output.shape[1]}]`);
+    if (!(out.data as Float32Array).every(Number.isFinite)) problems.push('output has non-finite values');
+  } finally {
+    await session.release();
+  }
+  return problems;
+}
