@@ -2,6 +2,13 @@ import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 import { serveFixture } from './test/fixtures-server.ts';
 
+// workerd 1.20260815 (the pool's) can deadlock when V8 tiers up onnxruntime's 14 MB wasm
+// module in the background while the isolate is busy: a background compile job waits for a
+// GC the main thread never runs, and the test run hangs with workerd spinning. Liftoff-only
+// code never tiers up. It is slower, which the tests do not measure (the benchmark does,
+// under wrangler dev, with V8's defaults).
+process.env.MINIFLARE_WORKERD_V8_FLAGS ??= '--liftoff-only';
+
 /**
  * Two projects: `node` for tooling and pure logic (model generator, kernel vs reference vs
  * Pillow, decoders), `worker` for everything that runs inside workerd against local R2.

@@ -78,6 +78,37 @@ describe('POST /predict (native shape)', () => {
   });
 });
 
+describe('image variants through the Worker', () => {
+  const predict = async (path: string) => {
+    const res = await call('/predict?topk=5', { method: 'POST', body: form(await fixture(path)) });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as NativeAnswer).images[0]!;
+  };
+
+  it('applies EXIF orientation: a photo stored rotated with Orientation 6 is classified upright', async () => {
+    const [upright, rotated, control] = await Promise.all([
+      predict('test/fixtures/photos/chelsea-upright.jpg'),
+      predict('test/fixtures/photos/chelsea-exif6.jpg'),
+      predict('test/fixtures/photos/chelsea-noexif6.jpg'),
+    ]);
+    expect([rotated.width, rotated.height]).toEqual([451, 300]);
+    expect([control.width, control.height]).toEqual([300, 451]);
+    expect(rotated.predictions[0]!.index).toBe(upright.predictions[0]!.index);
+    expect(Math.abs(rotated.predictions[0]!.probability - upright.predictions[0]!.probability)).toBeLessThan(0.02);
+    // Without the tag the same pixels are a different (sideways) picture to the model.
+    const far = (a: typeof upright, b: typeof upright) =>
+      a.predictions.some((p, i) => p.index !== b.predictions[i]!.index || Math.abs(p.probability - b.predictions[i]!.probability) > 0.02);
+    expect(far(control, upright)).toBe(true);
+  });
+
+  it('classifies grayscale and CMYK JPEGs and grayscale PNGs', async () => {
+    for (const path of ['test/fixtures/images/jpeg-gray.jpg', 'test/fixtures/images/jpeg-cmyk.jpg', 'test/fixtures/photos/camera.png']) {
+      const image = await predict(path);
+      expect(image.predictions).toHaveLength(5);
+    }
+  });
+});
+
 describe('batches', () => {
   it('classifies several "data" files in one run, each as it would be alone', async () => {
     const res = await call('/predict?topk=3', { method: 'POST', body: form(cat, coffee, rocket) });
