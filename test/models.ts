@@ -15,7 +15,7 @@ export const TEST_MODEL_DIR = join(ROOT, 'models/out/test');
  * resnet18v2: a quarter-width ResNet-18 v2, small and fast, for registry edge cases.
  */
 const RECIPES: Record<string, { width: number; seed: number }> = {
-  resnet18v1: { width: 0.5, seed: 0 },
+  resnet18v1: { width: 1, seed: 0 },
   resnet18v2: { width: 0.25, seed: 1 },
 };
 
@@ -29,7 +29,7 @@ export async function ensureTestModel(id: string): Promise<{ dir: string; manife
   } catch {
     // not built yet
   }
-  const { manifest } = await synthesizeModel(id, { outDir: TEST_MODEL_DIR, ...recipe });
+  const { manifest } = await synthesizeModel(id, { dir, ...recipe });
   return { dir, manifest };
 }
 

@@ -339,7 +339,7 @@ describe('synth CLI core', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('writes model.onnx and a manifest that describes it', async () => {
-    const r = await synthesizeModel('resnet34v2', { outDir: dir, seed: 4, width: 1 / 16 });
+    const r = await synthesizeModel('resnet34v2', { dir, seed: 4, width: 1 / 16 });
     const bytes = readFileSync(r.modelPath);
     const manifest = JSON.parse(readFileSync(r.manifestPath, 'utf8')) as typeof r.manifest;
     expect(manifest).toEqual(r.manifest);

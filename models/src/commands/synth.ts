@@ -1,5 +1,5 @@
 import { synthesizeModel } from '../synth';
-import { DEFAULT_OUT, modelIds, parse, type Command } from './command';
+import { DEFAULT_OUT, modelDir, modelIds, parse, type Command } from './command';
 
 const usage = 'synth <id|all> [--out models/out] [--width 1] [--seed 0]   architecture-faithful model, synthetic weights';
 
@@ -17,7 +17,7 @@ export const synth: Command = {
     if (!(width > 0)) throw new Error(`--width must be > 0, got ${values.width}`);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be a uint32, got ${values.seed}`);
     for (const id of modelIds(positionals[0], usage)) {
-      const r = await synthesizeModel(id, { outDir: values.out, width, seed });
+      const r = await synthesizeModel(id, { dir: modelDir(values.out, id, 'fp32'), width, seed });
       console.log(`${id}: ${r.modelPath} (${(r.manifest.bytes / 1e6).toFixed(1)} MB, ${Math.round(r.buildMs)} ms)`);
     }
   },

@@ -2,21 +2,29 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readManifest, sha256 } from '../local';
-import { DEFAULT_OUT, modelIds, parse, type Command } from './command';
+import { existsSync } from 'node:fs';
+import { DEFAULT_OUT, modelDir, modelIds, parse, type Command } from './command';
 
-const usage = 'verify <id|all> [--dir models/out]   sha256, loads in onnxruntime-node, input/output shapes';
+const usage = 'verify <id|all> [--out models/out]   sha256, loads in onnxruntime-node, input/output shapes (fp32 and int8)';
 
 export const verify: Command = {
   name: 'verify',
   usage,
   async run(argv) {
-    const { values, positionals } = parse(argv, usage, { dir: { type: 'string', default: DEFAULT_OUT } });
+    const { values, positionals } = parse(argv, usage, { out: { type: 'string', default: DEFAULT_OUT } });
     let failed = 0;
+    let checked = 0;
     for (const id of modelIds(positionals[0], usage)) {
-      const problems = await verifyModel(join(values.dir, id));
-      console.log(problems.length ? `${id}: FAILED\n  ${problems.join('\n  ')}` : `${id}: ok`);
-      if (problems.length) failed++;
+      for (const variant of ['fp32', 'int8'] as const) {
+        const dir = modelDir(values.out, id, variant);
+        if (!existsSync(join(dir, 'manifest.json'))) continue;
+        checked++;
+        const problems = await verifyModel(dir);
+        console.log(problems.length ? `${id} ${variant}: FAILED\n  ${problems.join('\n  ')}` : `${id} ${variant}: ok`);
+        if (problems.length) failed++;
+      }
     }
+    if (checked === 0) throw new Error('no built model to verify (run synth, fetch or quantize first)');
     if (failed) throw new Error(`${failed} model(s) failed verification`);
   },
 };

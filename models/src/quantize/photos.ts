@@ -1,0 +1,73 @@
+/**
+ * Calibration/evaluation tensors from photo files, made exactly as the Worker makes its inputs:
+ * src/image's decoder, then the wasm preprocessing kernel (bit-identical to the reference).
+ *
+ * Few distinct photos are available here, so each can also be used as a few "views": mirrored
+ * and/or resized to a larger shorter side before the same center crop (a zoom-in). They are not
+ * independent images; callers that report numbers should say how many scenes they came from.
+ */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeImage } from '../../../src/image/index';
+import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../../../src/models/manifest';
+import { PreprocessKernel } from '../../../wasm/preprocess/index';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const KERNEL_WASM = `${ROOT}wasm/preprocess/build/preprocess.wasm`;
+
+export interface View {
+  mirror: boolean;
+  /** Shorter side before the 224 center crop; 256 is the zoo's preprocessing. */
+  resizeShorter: number;
+}
+
+export const PLAIN: View[] = [{ mirror: false, resizeShorter: 256 }];
+export const AUGMENTED: View[] = [
+  { mirror: false, resizeShorter: 256 },
+  { mirror: true, resizeShorter: 256 },
+  { mirror: false, resizeShorter: 320 },
+  { mirror: true, resizeShorter: 400 },
+];
+
+export interface PhotoTensor {
+  name: string;
+  tensor: Float32Array;
+}
+
+// The project's types are workerd's, where WebAssembly.Module cannot be constructed from bytes;
+// under Node it can.
+const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
+
+let kernel: PreprocessKernel | undefined;
+
+function mirrored(img: { width: number; height: number; data: Uint8Array }): { width: number; height: number; data: Uint8Array } {
+  const out = new Uint8Array(img.data.length);
+  const row = img.width * 3;
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const s = y * row + x * 3;
+      const d = y * row + (img.width - 1 - x) * 3;
+      out[d] = img.data[s]!;
+      out[d + 1] = img.data[s + 1]!;
+      out[d + 2] = img.data[s + 2]!;
+    }
+  }
+  return { width: img.width, height: img.height, data: out };
+}
+
+export function photoTensors(paths: readonly string[], views: readonly View[] = PLAIN): PhotoTensor[] {
+  kernel ??= PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(KERNEL_WASM)));
+  const out: PhotoTensor[] = [];
+  for (const p of paths) {
+    const img = decodeImage(new Uint8Array(readFileSync(p)), { maxPixels: 50_000_000 });
+    const flipped = views.some((v) => v.mirror) ? mirrored(img) : undefined;
+    for (const v of views) {
+      const spec: PreprocessSpec = { ...IMAGENET_PREPROCESS, resizeShorter: v.resizeShorter };
+      const t = new Float32Array(3 * spec.cropHeight * spec.cropWidth);
+      kernel.run(v.mirror ? flipped! : img, spec, t, 0);
+      out.push({ name: `${basename(p)}${v.mirror ? ':mirror' : ''}@${v.resizeShorter}`, tensor: t });
+    }
+  }
+  return out;
+}
