@@ -6,13 +6,15 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { IMAGENET_PREPROCESS, type ModelManifest } from '../../src/models/manifest';
-import { buildResNet, parseResNetId, RESNET_OPSET } from './resnet';
+import { buildResNet, parseResNetId, RESNET_OPSET, type ResNetBuild } from './resnet';
 
 export interface SynthOptions {
   /** Destination folder for model.onnx and manifest.json. */
   dir: string;
   seed?: number;
   width?: number;
+  /** Batch dimension: symbolic `'N'` (default) or fixed, as some exported models have. */
+  batch?: number | 'N';
 }
 
 export interface SynthResult {
@@ -27,7 +29,7 @@ export interface SynthResult {
 export function syntheticManifest(
   id: string,
   bytes: Uint8Array,
-  info: { inputName: string; outputName: string; parameters: number; seed: number; width: number },
+  info: Pick<ResNetBuild, 'inputName' | 'outputName' | 'inputShape' | 'outputShape' | 'parameters'> & { seed: number; width: number },
 ): ModelManifest {
   const { version, depth } = parseResNetId(id);
   return {
@@ -36,8 +38,8 @@ export function syntheticManifest(
     version,
     depth,
     precision: 'fp32',
-    input: { name: info.inputName, shape: ['N', 3, 224, 224] },
-    output: { name: info.outputName, shape: ['N', 1000] },
+    input: { name: info.inputName, shape: info.inputShape },
+    output: { name: info.outputName, shape: info.outputShape },
     preprocess: IMAGENET_PREPROCESS,
     labels: 'imagenet-1k',
     sha256: createHash('sha256').update(bytes).digest('hex'),
@@ -53,7 +55,7 @@ export async function synthesizeModel(id: string, opts: SynthOptions): Promise<S
   const seed = (opts.seed ?? 0) >>> 0;
   const width = opts.width ?? 1;
   const t0 = performance.now();
-  const built = buildResNet({ version, depth, seed, width, batch: 'N' });
+  const built = buildResNet({ version, depth, seed, width, batch: opts.batch ?? 'N' });
   const buildMs = performance.now() - t0;
   const manifest = syntheticManifest(id, built.bytes, { ...built, seed, width });
 

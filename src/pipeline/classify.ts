@@ -8,6 +8,7 @@ import { decodeImage, probe, type DecodeLimits } from '../image';
 import { imagenetClasses } from '../models/labels';
 import type { ModelManifest } from '../models/manifest';
 import type { ModelRegistry } from '../models/registry';
+import type { Session } from '../onnx/session';
 import { preprocess } from '../preprocess';
 import type { Upload } from '../upload';
 import { topK, type Prediction } from './postprocess';
@@ -63,17 +64,39 @@ export async function classify(
     });
 
     const t = performance.now();
-    const output = await session.run(batch, [uploads.length, 3, spec.cropHeight, spec.cropWidth]);
+    const logits = await runBatch(session, manifest, batch, uploads.length);
     timings.inference = performance.now() - t;
 
     const classes = imagenetClasses();
-    const width = output.data.length / uploads.length;
+    const width = logits.length / uploads.length;
     const images = sizes.map((size, i) => ({
       ...size,
-      predictions: topK(output.data.subarray(i * width, (i + 1) * width), classes, options.topk),
+      predictions: topK(logits.subarray(i * width, (i + 1) * width), classes, options.topk),
     }));
     return { manifest, images, timings };
   });
+}
+
+/**
+ * One session run for the whole batch when the model's batch dimension is symbolic; models
+ * exported with a fixed batch (the zoo's opset-7 files have 1) run in chunks of that size,
+ * the last one zero-padded.
+ */
+async function runBatch(session: Session, manifest: ModelManifest, batch: Float32Array, count: number): Promise<Float32Array> {
+  const [n, c, h, w] = manifest.input.shape;
+  const dims = [c, h as number, w as number];
+  if (typeof n !== 'number') return (await session.run(batch, [count, ...dims])).data;
+  const imageSize = batch.length / count;
+  const chunks: Float32Array[] = [];
+  for (let start = 0; start < count; start += n) {
+    const chunk = new Float32Array(n * imageSize);
+    chunk.set(batch.subarray(start * imageSize, Math.min(count, start + n) * imageSize));
+    const out = (await session.run(chunk, [n, ...dims])).data;
+    chunks.push(out.subarray(0, (Math.min(count, start + n) - start) * (out.length / n)));
+  }
+  const logits = new Float32Array(chunks.reduce((a, x) => a + x.length, 0));
+  chunks.reduce((offset, x) => (logits.set(x, offset), offset + x.length), 0);
+  return logits;
 }
 
 /** Names the image in an error about it when a request carries several. */

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { manifestKey, modelKey } from '../../src/models/manifest';
 import { ModelRegistry } from '../../src/models/registry';
-import { call, fixture, seedModel, testEnv, TEST_MODELS, type ErrorAnswer, type NativeAnswer } from './helpers';
+import { call, fixture, form, seedModel, testEnv, TEST_MODELS, type ErrorAnswer, type NativeAnswer } from './helpers';
 
 const cat = () => fixture('test/fixtures/photos/chelsea.jpg');
 
@@ -96,5 +96,20 @@ describe('model registry', () => {
       expect(out.dims).toEqual([1, 1000]);
     });
     expect(registry.loaded().map((m) => m.manifest.id)).toEqual(['resnet34v1']);
+  });
+});
+
+describe('models with a fixed batch dimension', () => {
+  it('runs a batch of three through a batch-1 model in chunks, same answers as one by one', async () => {
+    await seedModel('resnet34v1-b1', 'resnet34v1');
+    const photos = await Promise.all(['chelsea.jpg', 'coffee.jpg', 'rocket.jpg'].map((f) => fixture(`test/fixtures/photos/${f}`)));
+    const batch = await call('/predict/resnet34v1?topk=3', { method: 'POST', body: form(...photos) });
+    expect(batch.status).toBe(200);
+    const answer = (await batch.json()) as NativeAnswer;
+    expect(answer.images).toHaveLength(3);
+    for (const [i, photo] of photos.entries()) {
+      const single = (await (await call('/predict/resnet34v1?topk=3', { method: 'POST', body: photo })).json()) as NativeAnswer;
+      expect(answer.images[i]!.predictions.map((p) => p.index)).toEqual(single.images[0]!.predictions.map((p) => p.index));
+    }
   });
 });
