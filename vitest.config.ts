@@ -15,6 +15,9 @@ process.env.MINIFLARE_WORKERD_V8_FLAGS ??= '--liftoff-only';
  */
 export default defineConfig({
   test: {
+    // The JSON report lets .ci/run print a one-line summary that CI reads.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results/vitest.json' },
     projects: [
       {
         test: {
