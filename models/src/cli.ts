@@ -3,12 +3,15 @@
  * models/src/commands/<name>.ts and exports a `Command`; this file only dispatches.
  */
 import type { Command } from './commands/command';
+import { evalCommand } from './commands/eval';
+import { fetchCommand } from './commands/fetch';
 import { list } from './commands/list';
 import { synth } from './commands/synth';
 import { upload } from './commands/upload';
 import { verify } from './commands/verify';
 
-const COMMANDS: Command[] = [synth, upload, verify, list];
+// In the order of the pipeline: make or fetch fp32, quantize, check, ship, measure.
+const COMMANDS: Command[] = [fetchCommand, synth, verify, upload, evalCommand, list];
 
 function usage(): string {
   return ['usage: npm run models -- <command> [options]', '', ...COMMANDS.map((c) => `  ${c.usage}`)].join('\n');

@@ -47,11 +47,13 @@ export async function verifyModel(dir: string): Promise<string[]> {
     if (!session.inputNames.includes(input.name)) problems.push(`no input "${input.name}" (has ${session.inputNames.join(', ')})`);
     if (!session.outputNames.includes(output.name)) problems.push(`no output "${output.name}" (has ${session.outputNames.join(', ')})`);
     if (problems.length) return problems;
-    const dims = [2, 3, preprocess.cropHeight, preprocess.cropWidth];
+    // Two images when the batch is symbolic (checks that batching works), else the fixed size.
+    const batch = typeof input.shape[0] === 'number' ? input.shape[0] : 2;
+    const dims = [batch, 3, preprocess.cropHeight, preprocess.cropWidth];
     const data = Float32Array.from({ length: dims.reduce((a, b) => a * b) }, (_, i) => Math.sin(i) * 2);
     const result = await session.run({ [input.name]: new ort.Tensor('float32', data, dims) });
     const out = result[output.name]!;
-    if (out.dims.join() !== `2,${output.shape[1]}`) problems.push(`output shape [${out.dims.join(', ')}], expected [2, ${output.shape[1]}]`);
+    if (out.dims.join() !== `${batch},${output.shape[1]}`) problems.push(`output shape [${out.dims.join(', ')}], expected [${batch}, ${output.shape[1]}]`);
     if (!(out.data as Float32Array).every(Number.isFinite)) problems.push('output has non-finite values');
   } finally {
     await session.release();
