@@ -1,41 +1,79 @@
 /**
- * The models the tests use, built on demand by the generator into models/out/test/ and
- * reused while their recipe is unchanged (the manifest's `source` names seed and width).
+ * The models the tests use, built on demand into models/out/test/<id>/<fp32|int8>/ (the CLI's
+ * layout) and reused while their recipe is unchanged.
+ *
+ * resnet18v1: the full-size ResNet-18 v1: fp32 (47 MB) and the int8 model quantized from it
+ *             (12 MB), which is what `npm start` serves and most tests use.
+ * resnet18v2: a quarter-width ResNet-18 v2 (fp32), small and fast, for registry edge cases.
+ * resnet34v1: an eighth-width ResNet-34 v1 exported with a fixed batch of 1, as the zoo's
+ *             opset-7 files are.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelManifest } from '../src/models/manifest';
+import { images, quantizeOne } from '../models/src/commands/quantize';
+import { modelDir } from '../models/src/commands/command';
 import { synthesizeModel } from '../models/src/synth';
 import { ROOT } from '../models/src/upload';
 
 export const TEST_MODEL_DIR = join(ROOT, 'models/out/test');
 
-/**
- * resnet18v1: the full-size default model (fp32, 47 MB), as `npm start` serves it.
- * resnet18v2: a quarter-width ResNet-18 v2, small and fast, for registry edge cases.
- * resnet34v1-b1: a small model exported with a fixed batch of 1, as the zoo's opset-7 files are.
- */
-const RECIPES: Record<string, { model: string; width: number; seed: number; batch?: number }> = {
-  resnet18v1: { model: 'resnet18v1', width: 1, seed: 0 },
-  resnet18v2: { model: 'resnet18v2', width: 0.25, seed: 1 },
-  'resnet34v1-b1': { model: 'resnet34v1', width: 0.125, seed: 2, batch: 1 },
+interface Recipe {
+  width: number;
+  seed: number;
+  batch?: number;
+  int8?: boolean;
+}
+const RECIPES: Record<string, Recipe> = {
+  resnet18v1: { width: 1, seed: 0, int8: true },
+  resnet18v2: { width: 0.25, seed: 1 },
+  resnet34v1: { width: 0.125, seed: 2, batch: 1 },
 };
+export const TEST_MODEL_IDS = Object.keys(RECIPES);
 
-export async function ensureTestModel(id: string): Promise<{ dir: string; manifest: ModelManifest }> {
-  const recipe = RECIPES[id];
-  if (!recipe) throw new Error(`no test model recipe for ${id}`);
-  const dir = join(TEST_MODEL_DIR, id);
+async function current(dir: string, recipe: Recipe): Promise<ModelManifest | undefined> {
   try {
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
-    if (manifest.source.endsWith(`seed=${recipe.seed} width=${recipe.width}`) && manifest.input.shape[0] === (recipe.batch ?? 'N')) {
-      return { dir, manifest };
-    }
+    const sameRecipe = manifest.source.includes(`seed=${recipe.seed} width=${recipe.width}`) && manifest.input.shape[0] === (recipe.batch ?? 'N');
+    return sameRecipe ? manifest : undefined;
   } catch {
-    // not built yet
+    return undefined; // not built yet
   }
-  const { model, ...options } = recipe;
-  const { manifest } = await synthesizeModel(model, { dir, ...options });
-  return { dir, manifest };
 }
 
-export const TEST_MODEL_IDS = Object.keys(RECIPES);
+export async function ensureTestModel(id: string, variant: 'fp32' | 'int8' = 'fp32'): Promise<{ dir: string; manifest: ModelManifest }> {
+  const recipe = RECIPES[id];
+  if (!recipe) throw new Error(`no test model recipe for ${id}`);
+  if (variant === 'int8' && !recipe.int8) throw new Error(`test model ${id} has no int8 variant`);
+  const fp32 = modelDir(TEST_MODEL_DIR, id, 'fp32');
+  let manifest = await current(fp32, recipe);
+  let rebuilt = false;
+  if (!manifest) {
+    ({ manifest } = await synthesizeModel(id, { dir: fp32, width: recipe.width, seed: recipe.seed, batch: recipe.batch ?? 'N' }));
+    rebuilt = true;
+  }
+  if (variant === 'fp32') return { dir: fp32, manifest };
+
+  const int8 = modelDir(TEST_MODEL_DIR, id, 'int8');
+  let quantized = rebuilt ? undefined : await current(int8, recipe);
+  if (!quantized) {
+    const photos = await images(join(ROOT, 'test/fixtures/photos'));
+    quantized = await quantizeOne(id, {
+      out: TEST_MODEL_DIR,
+      calibration: photos,
+      evaluation: photos,
+      method: 'percentile',
+      format: 'qoperator',
+      quiet: true,
+    });
+  }
+  return { dir: int8, manifest: quantized };
+}
+
+/** Every test model the workerd tests read (built by their global setup). */
+export async function ensureTestModels(): Promise<void> {
+  for (const id of TEST_MODEL_IDS) {
+    await ensureTestModel(id, 'fp32');
+    if (RECIPES[id]!.int8) await ensureTestModel(id, 'int8');
+  }
+}

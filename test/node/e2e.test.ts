@@ -17,7 +17,7 @@ let base: string;
 let log = '';
 
 beforeAll(async () => {
-  const model = await ensureTestModel('resnet18v1');
+  const model = await ensureTestModel('resnet18v1', 'int8');
   persistTo = await mkdtemp(join(tmpdir(), 'edge-resnet-e2e-'));
   await uploadModel(model.dir, { target: 'local', persistTo });
   const port = await freePort();

@@ -27,7 +27,7 @@ describe('POST /predict (native shape)', () => {
     const res = await call('/predict', { method: 'POST', body: form(cat) });
     expect(res.status).toBe(200);
     const body = (await res.json()) as NativeAnswer;
-    expect(body.model).toMatchObject({ id: 'resnet18v1', precision: 'fp32', weights: 'synthetic' });
+    expect(body.model).toMatchObject({ id: 'resnet18v1', precision: 'int8-qoperator', weights: 'synthetic' });
     expect(body.notice).toMatch(/synthetic weights/);
     expect(body.images).toHaveLength(1);
     const [image] = body.images;
@@ -269,7 +269,7 @@ describe('GET /models and /ping', () => {
     const body = (await res.json()) as { default: string; models: Array<Record<string, unknown>> };
     expect(body.default).toBe('resnet18v1');
     const model = body.models.find((m) => m.id === 'resnet18v1');
-    expect(model).toMatchObject({ available: true, precision: 'fp32', weights: 'synthetic', depth: 18, version: 'v1' });
+    expect(model).toMatchObject({ available: true, precision: 'int8-qoperator', weights: 'synthetic', depth: 18, version: 'v1' });
     expect(model!.input).toMatchObject({ shape: ['N', 3, 224, 224] });
     expect(model!.loaded).toMatchObject({ loadMs: expect.any(Number) });
   });

@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeImage } from '../../src/image';
 import { preprocessReference } from '../../src/preprocess/reference';
-import { ensureTestModel, TEST_MODEL_DIR, TEST_MODEL_IDS } from '../models';
+import { ensureTestModel, ensureTestModels, TEST_MODEL_DIR } from '../models';
 import { ROOT } from '../../models/src/upload';
 
 export const PARITY_IMAGES = ['chelsea.jpg', 'camera.png'];
 
 export default async function setup(): Promise<void> {
-  const models = await Promise.all(TEST_MODEL_IDS.map((id) => ensureTestModel(id)));
-  const { dir, manifest } = models[0]!;
+  await ensureTestModels();
+  const { dir, manifest } = await ensureTestModel('resnet18v1', 'fp32');
   const spec = manifest.preprocess;
   const size = 3 * spec.cropHeight * spec.cropWidth;
 

@@ -19,11 +19,15 @@ export async function fixture(path: string): Promise<Uint8Array> {
 /** Test models built by the global setup (see test/models.ts). */
 export const TEST_MODELS = 'models/out/test';
 
-/** Puts a test model into local R2 under `id` (by default its own id). */
-export async function seedModel(source: string, id = source): Promise<void> {
+/**
+ * Puts a test model into local R2 under `id` (by default its own id). `source` is the test
+ * model's id, with `/fp32` or `/int8` (the default when it has one is int8, as served).
+ */
+export async function seedModel(source: string, id = source.split('/')[0]!): Promise<void> {
+  const path = source.includes('/') ? source : source === 'resnet18v1' ? `${source}/int8` : `${source}/fp32`;
   const [model, manifestText] = await Promise.all([
-    fixture(`${TEST_MODELS}/${source}/model.onnx`),
-    fixture(`${TEST_MODELS}/${source}/manifest.json`).then((b) => new TextDecoder().decode(b)),
+    fixture(`${TEST_MODELS}/${path}/model.onnx`),
+    fixture(`${TEST_MODELS}/${path}/manifest.json`).then((b) => new TextDecoder().decode(b)),
   ]);
   const manifest = { ...JSON.parse(manifestText), id };
   await testEnv.MODELS.put(modelKey(id), model);

@@ -10,7 +10,7 @@ interface Parity {
 let parity: Parity;
 
 beforeAll(async () => {
-  await seedModel('resnet18v1');
+  await seedModel('resnet18v1/fp32');
   parity = JSON.parse(new TextDecoder().decode(await fixture(`${TEST_MODELS}/parity.json`))) as Parity;
 });
 

@@ -33,7 +33,7 @@ describe('model registry', () => {
 
   it('503 when model.onnx fails its sha256 check, then serves once the file is fixed', async () => {
     await seedModel('resnet18v2', 'resnet34v2');
-    const good = await fixture(`${TEST_MODELS}/resnet18v2/model.onnx`);
+    const good = await fixture(`${TEST_MODELS}/resnet18v2/fp32/model.onnx`);
     const bad = good.slice();
     bad[bad.length - 10]! ^= 0xff;
     await testEnv.MODELS.put(modelKey('resnet34v2'), bad);
@@ -101,7 +101,7 @@ describe('model registry', () => {
 
 describe('models with a fixed batch dimension', () => {
   it('runs a batch of three through a batch-1 model in chunks, same answers as one by one', async () => {
-    await seedModel('resnet34v1-b1', 'resnet34v1');
+    await seedModel('resnet34v1');
     const photos = await Promise.all(['chelsea.jpg', 'coffee.jpg', 'rocket.jpg'].map((f) => fixture(`test/fixtures/photos/${f}`)));
     const batch = await call('/predict/resnet34v1?topk=3', { method: 'POST', body: form(...photos) });
     expect(batch.status).toBe(200);

@@ -74,11 +74,12 @@ function arg(name: string, dflt: string): string {
   return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
 }
 
-const median = (xs: number[]): number => {
+/** Quantile by nearest rank (q = 0.5: median, taking the lower middle for even counts). */
+const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 };
+const median = (xs: number[]): number => quantile(xs, 0.5);
 
 async function main(): Promise<void> {
   const models = arg('models', 'resnet18v1,resnet50v1').split(',');
@@ -167,9 +168,11 @@ async function main(): Promise<void> {
     const [baseWall, baseCpu] = [median(ref.wall), median(ref.cpu)];
     for (const s of sessions) {
       const [w, c] = [median(s.wall), median(s.cpu)];
+      const p10 = quantile(s.cpu, 0.1);
       console.log(
-        `  web ${s.name.padEnd(10)} cpu median ${c.toFixed(1)} ms (${(c / baseCpu).toFixed(3)}x of ${ref.name}, min ${Math.min(...s.cpu).toFixed(1)}); ` +
-          `wall median ${w.toFixed(1)} ms (${(w / baseWall).toFixed(3)}x, min ${Math.min(...s.wall).toFixed(1)})`,
+        `  web ${s.name.padEnd(10)} cpu median ${c.toFixed(1)} ms (${(c / baseCpu).toFixed(3)}x of ${ref.name}), ` +
+          `p10 ${p10.toFixed(1)} (${(p10 / quantile(ref.cpu, 0.1)).toFixed(3)}x), min ${Math.min(...s.cpu).toFixed(1)}; ` +
+          `wall median ${w.toFixed(1)} ms (${(w / baseWall).toFixed(3)}x)`,
       );
       await s.s.release();
     }

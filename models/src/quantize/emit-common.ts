@@ -86,8 +86,8 @@ export class Emitter {
     this.nodes.push(n);
   }
 
-  /** The output model: same inputs/outputs and metadata as the float model. */
-  finish(contribOps: boolean, producerTag: string): ModelProto {
+  /** The output model: same inputs/outputs and metadata as the float model; com.microsoft imported if used. */
+  finish(producerTag: string): ModelProto {
     const src = this.plan.model;
     const sg = graphOf(src);
     const g = onnx.GraphProto.create({
@@ -106,7 +106,9 @@ export class Emitter {
       docString: `${src.docString ?? ''} | ${producerTag}`.trim(),
       metadata: Object.fromEntries(src.metadataProps.map((p) => [p.key, p.value])),
     });
-    if (contribOps) model.opsetImport = [...model.opsetImport, onnx.OperatorSetIdProto.create({ domain: MS_DOMAIN, version: 1 })];
+    if (this.nodes.some((n) => n.domain === MS_DOMAIN)) {
+      model.opsetImport = [...model.opsetImport, onnx.OperatorSetIdProto.create({ domain: MS_DOMAIN, version: 1 })];
+    }
     pruneInitializers(model);
     return model;
   }

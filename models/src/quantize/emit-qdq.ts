@@ -72,5 +72,5 @@ export function emitQdq(plan: Plan, grids: Map<string, QParams>, tag: string): M
     e.push(out);
     for (const o of out.output) if (o && quantized.has(o)) qdq(o);
   }
-  return e.finish(false, tag);
+  return e.finish(tag);
 }

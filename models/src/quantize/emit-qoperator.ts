@@ -133,5 +133,5 @@ export function emitQOperator(plan: Plan, grids: Map<string, QParams>, tag: stri
     }
   }
   for (const o of gi.outputs) asFloat(o);
-  return e.finish(true, tag);
+  return e.finish(tag);
 }

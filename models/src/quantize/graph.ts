@@ -210,11 +210,22 @@ export function bnAffine(gi: GraphIndex, bn: NodeProto): Affine {
   return { scale, shift };
 }
 
-let uniqueCounter = 0;
-/** A tensor/node name that cannot collide with the zoo's or the generator's names. */
-export function fresh(base: string, suffix: string): string {
-  uniqueCounter += 1;
-  return `${base}__${suffix}${uniqueCounter}`;
+/**
+ * Names for new tensors that collide with nothing in the model: `base`, else `base_1`, ...
+ * Deterministic (no global counter), so the same input always gives the same output bytes.
+ */
+export function namer(model: ModelProto): (base: string) => string {
+  const g = graphOf(model);
+  const taken = new Set<string>();
+  for (const t of g.initializer) taken.add(t.name);
+  for (const v of [...g.input, ...g.output]) taken.add(v.name);
+  for (const n of g.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
+  return (base: string): string => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
 }
 
 export interface FoldReport {
@@ -234,6 +245,7 @@ export function foldBatchNorms(model: ModelProto): FoldReport {
   const removed = new Set<NodeProto>();
   const replaced = new Map<string, TensorProto>();
   const added: TensorProto[] = [];
+  const fresh = namer(model);
   let folded = 0;
   let remaining = 0;
   for (const bn of g.node) {
@@ -267,8 +279,8 @@ export function foldBatchNorms(model: ModelProto): FoldReport {
     const b0v = b0 ? tensorToFloat32(b0) : new Float32Array(m);
     const b = new Float32Array(m);
     for (let o = 0; o < m; o++) b[o] = b0v[o]! * scale[o]! + shift[o]!;
-    const newW = floatTensor(fresh(wName, 'bnfold'), wd, w);
-    const newB = floatTensor(fresh(bName || `${conv.name}_bias`, 'bnfold'), [m], b);
+    const newW = floatTensor(fresh(`${wName}_bnfold`), wd, w);
+    const newB = floatTensor(fresh(`${bName || `${conv.name}_bias`}_bnfold`), [m], b);
     replaced.set(wName, newW);
     added.push(newW, newB);
     conv.input = [conv.input[0] ?? '', newW.name, newB.name];

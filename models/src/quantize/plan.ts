@@ -17,7 +17,7 @@
  * - float: everything else, between DequantizeLinear and QuantizeLinear as needed
  */
 import { floatTensor, makeNode, attr, type ModelProto, type NodeProto, type TensorProto } from '../onnx';
-import { attrFloat, attrInt, bnAffine, fresh, graphOf, indexGraph, pruneInitializers, soleConsumer, type GraphIndex } from './graph';
+import { attrFloat, attrInt, bnAffine, graphOf, indexGraph, namer, pruneInitializers, soleConsumer, type GraphIndex } from './graph';
 
 export type Role = 'conv' | 'add' | 'pass' | 'gap' | 'gemm' | 'gemm-weights' | 'relu' | 'float';
 
@@ -27,7 +27,9 @@ export interface PlanOptions {
    * pre-activation BNs after a residual Add or the stem's MaxPool, and its final BN):
    * 'conv' rewrites each as a depthwise 1x1 Conv (weights = BN scale, exact in int8 since
    * each channel has one weight, which quantizes to +-127) so it runs as QLinearConv with
-   * the ReLU fused; 'float' keeps it as BatchNormalization between DQ and Q.
+   * the ReLU fused; 'float' keeps it as BatchNormalization between DQ and Q (with the ReLU,
+   * which a zero-point-0 QuantizeLinear then absorbs). Measured: same accuracy, and the
+   * depthwise QLinearConv is the slower of the two in WASM (see index.ts DEFAULTS).
    */
   unfoldedBn: 'conv' | 'float';
   /**
@@ -69,13 +71,14 @@ function bnToDepthwiseConv(model: ModelProto): number {
   const gi = indexGraph(model);
   let n = 0;
   const g = graphOf(model);
+  const fresh = namer(model);
   const added: TensorProto[] = [];
   g.node = g.node.map((bn) => {
     if (bn.opType !== 'BatchNormalization' || !gi.producer.has(bn.input[0] ?? '')) return bn;
     const { scale, shift } = bnAffine(gi, bn);
     const c = scale.length;
-    const w = floatTensor(fresh(bn.name || 'bn', 'dw_weight'), [c, 1, 1, 1], Float32Array.from(scale));
-    const b = floatTensor(fresh(bn.name || 'bn', 'dw_bias'), [c], Float32Array.from(shift));
+    const w = floatTensor(fresh(`${bn.name || 'bn'}_dw_weight`), [c, 1, 1, 1], Float32Array.from(scale));
+    const b = floatTensor(fresh(`${bn.name || 'bn'}_dw_bias`), [c], Float32Array.from(shift));
     added.push(w, b);
     n++;
     return makeNode('Conv', [bn.input[0] ?? '', w.name, b.name], [bn.output[0] ?? ''], `${bn.name}_as_dwconv`, {
