@@ -130,7 +130,11 @@ export class ModelRegistry {
     }
     let session: Session;
     try {
-      session = await createSession(bytes, { inputName: manifest.input.name, outputName: manifest.output.name });
+      session = await createSession(bytes, {
+        inputName: manifest.input.name,
+        outputName: manifest.output.name,
+        disablePrepacking: manifest.session?.disablePrepacking,
+      });
     } catch (err) {
       throw modelUnavailable(`model ${id}: session creation failed: ${err instanceof Error ? err.message : String(err)}`, err);
     } finally {

@@ -48,5 +48,8 @@ function check(m: unknown, id: string): string | undefined {
   if ((p.cropHeight as number) > (p.resizeShorter as number) || (p.cropWidth as number) > (p.resizeShorter as number)) {
     return 'crops more than it resizes to';
   }
+  if (m.session !== undefined && (!isObject(m.session) || !['undefined', 'boolean'].includes(typeof m.session.disablePrepacking))) {
+    return 'has bad session settings';
+  }
   return undefined;
 }

@@ -22,6 +22,8 @@ export interface Session {
 export interface SessionOptions {
   inputName: string;
   outputName: string;
+  /** See ModelManifest.session. */
+  disablePrepacking?: boolean;
 }
 
 /**
@@ -86,6 +88,7 @@ export async function createSession(model: Uint8Array, options: SessionOptions):
     // Without arenas the heap returns to a steady size between requests instead of keeping
     // the peak of the largest batch; the isolate's 128 MB is shared by all requests.
     enableCpuMemArena: false,
+    ...(options.disablePrepacking ? { extra: { session: { disable_prepacking: '1' } } } : {}),
   });
   if (!session.inputNames.includes(options.inputName) || !session.outputNames.includes(options.outputName)) {
     await session.release();

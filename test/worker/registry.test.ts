@@ -113,3 +113,31 @@ describe('models with a fixed batch dimension', () => {
     }
   });
 });
+
+describe('session settings from the manifest', () => {
+  it('serves a model with weight pre-packing disabled, with the same answers', async () => {
+    await seedModel('resnet18v2');
+    await seedModel('resnet18v2', 'resnet152v1');
+    const manifest = JSON.parse(await (await testEnv.MODELS.get(manifestKey('resnet152v1')))!.text()) as Record<string, unknown>;
+    await testEnv.MODELS.put(manifestKey('resnet152v1'), JSON.stringify({ ...manifest, session: { disablePrepacking: true } }));
+    const image = await cat();
+    const [packed, unpacked] = await Promise.all(
+      ['resnet18v2', 'resnet152v1'].map(async (id) => {
+        const res = await call(`/predict/${id}?topk=5`, { method: 'POST', body: image });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as NativeAnswer).images[0]!.predictions;
+      }),
+    );
+    expect(unpacked!.map((p) => p.index)).toEqual(packed!.map((p) => p.index));
+    unpacked!.forEach((p, i) => expect(p.probability).toBeCloseTo(packed![i]!.probability, 5));
+  });
+
+  it('503 for a manifest with malformed session settings', async () => {
+    await seedModel('resnet18v2', 'resnet101v1');
+    const manifest = JSON.parse(await (await testEnv.MODELS.get(manifestKey('resnet101v1')))!.text()) as Record<string, unknown>;
+    await testEnv.MODELS.put(manifestKey('resnet101v1'), JSON.stringify({ ...manifest, session: { disablePrepacking: 'yes' } }));
+    const res = await call('/predict/resnet101v1', { method: 'POST', body: await cat() });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as ErrorAnswer).message).toMatch(/session settings/);
+  });
+});

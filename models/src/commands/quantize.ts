@@ -57,6 +57,9 @@ export interface QuantizeOneOptions {
   quiet?: boolean;
 }
 
+/** int8 files larger than this (ResNet-101 and -152) are served without weight pre-packing. */
+export const LOW_MEMORY_ABOVE_BYTES = 32e6;
+
 /** Quantizes `<out>/<id>/fp32` into `<out>/<id>/int8`, fidelity measured and written into the manifest. */
 export async function quantizeOne(id: string, o: QuantizeOneOptions): Promise<ModelManifest> {
   const source = modelDir(o.out, id, 'fp32');
@@ -86,6 +89,9 @@ export async function quantizeOne(id: string, o: QuantizeOneOptions): Promise<Mo
   const overlap = o.calibration.filter((f) => o.evaluation.includes(f)).length;
   const manifest: ModelManifest = {
     ...fp32Manifest,
+    // Pre-packed weights cost ~20% more wasm heap; above this size that is the difference
+    // between fitting an isolate or not (bench/memory-table.ts, README).
+    ...(result.model.byteLength > LOW_MEMORY_ABOVE_BYTES ? { session: { disablePrepacking: true } } : {}),
     precision: result.format === 'qdq' ? 'int8-qdq' : 'int8-qoperator',
     sha256: createHash('sha256').update(result.model).digest('hex'),
     bytes: result.model.byteLength,
