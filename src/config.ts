@@ -6,6 +6,8 @@ export interface Config {
   defaultModel: string;
   maxBodyBytes: number;
   maxPixels: number;
+  /** Memory the JPEG/PNG decoder may allocate for one image, in MB (413 above it). */
+  maxDecodeMB: number;
   maxImages: number;
   /** Most sessions kept alive in one isolate; the least recently used idle one is released. */
   maxLoadedModels: number;
@@ -30,6 +32,7 @@ function parseConfig(env: Env): Config {
     defaultModel: env.DEFAULT_MODEL || 'resnet18v1',
     maxBodyBytes: positiveInt('MAX_BODY_BYTES', env.MAX_BODY_BYTES, 20 * 1024 * 1024),
     maxPixels: positiveInt('MAX_PIXELS', env.MAX_PIXELS, 16_000_000),
+    maxDecodeMB: positiveInt('MAX_DECODE_MB', env.MAX_DECODE_MB, 512),
     maxImages: positiveInt('MAX_IMAGES', env.MAX_IMAGES, 8),
     maxLoadedModels: positiveInt('MAX_LOADED_MODELS', env.MAX_LOADED_MODELS, 1),
     corsOrigins: (env.CORS_ORIGINS ?? '')

@@ -29,7 +29,7 @@ async function predict(c: Context<{ Bindings: Env }>, modelId: string, shape: Sh
   const uploads = await readUploads(c.req, config.maxImages);
   const result = await classify(getRegistry(c.env.MODELS, config.maxLoadedModels), modelId, uploads, {
     topk,
-    limits: { maxPixels: config.maxPixels },
+    limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
   });
   const total = performance.now() - started;
 

@@ -242,6 +242,11 @@ describe('bad requests', () => {
     await expectError(res, 413, 'payload_too_large', /451.300/);
   });
 
+  it('413 when decoding would need more than MAX_DECODE_MB', async () => {
+    const res = await call('/predict', { method: 'POST', body: rocket }, { MAX_DECODE_MB: '1' });
+    await expectError(res, 413, 'payload_too_large');
+  });
+
   it('415 for what is not a JPEG or PNG, whatever the Content-Type says', async () => {
     const gif = new TextEncoder().encode('GIF89a\x01\x00\x01\x00');
     const res = await call('/predict', { method: 'POST', body: gif, headers: { 'Content-Type': 'image/jpeg' } });
