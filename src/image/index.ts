@@ -14,6 +14,7 @@
  */
 import { tooLarge, unsupportedMedia } from '../errors';
 import { decodeJpeg, readJpegHeader, type JpegHeader } from './jpeg';
+import { decodeJpegScaled, type JpegScale } from './jpeg-scaled';
 import { applyOrientation } from './orient';
 import { decodePng, readPngHeader, type PngHeader } from './png';
 import { sniff } from './sniff';
@@ -60,6 +61,29 @@ export function probe(bytes: Uint8Array, limits?: DecodeLimits): ImageInfo {
 export function decodeImage(bytes: Uint8Array, limits: DecodeLimits): RgbImage {
   const header = readHeader(bytes);
   checkPixels(header, limits);
-  const image = header.format === 'jpeg' ? decodeJpeg(bytes, header, limits) : decodePng(bytes, header, limits);
+  let image: RgbImage | undefined;
+  if (header.format === 'jpeg') {
+    const denom = jpegScaleFor(header.width, header.height, limits.minShorterSide);
+    // Undefined for what the scaled decoder does not cover (progressive, CMYK, ...): jpeg-js.
+    if (denom > 1) image = decodeJpegScaled(bytes, header, denom);
+    image ??= decodeJpeg(bytes, header, limits);
+  } else {
+    image = decodePng(bytes, header, limits);
+  }
+  // Orientation only permutes pixels, so applying it after scaling is the same as before.
   return applyOrientation(image, header.orientation);
+}
+
+/**
+ * Largest JPEG scale 1/8, 1/4, 1/2 whose decoded shorter side, ceil(side / denom), is still
+ * at least `minShorterSide`; 1 when none is (or no minimum was asked for). Orientation does
+ * not matter: it swaps the sides, not the shorter one's length.
+ */
+export function jpegScaleFor(width: number, height: number, minShorterSide: number | undefined): JpegScale {
+  if (minShorterSide === undefined || !(minShorterSide > 0)) return 1;
+  const shorter = Math.min(width, height);
+  for (const denom of [8, 4, 2] as const) {
+    if (Math.ceil(shorter / denom) >= minShorterSide) return denom;
+  }
+  return 1;
 }

@@ -24,6 +24,13 @@ export interface DecodeLimits {
    * estimate (~9 bytes a pixel for 8-bit RGB) is within ~20% of the real growth.
    */
   maxMemoryMB?: number;
+  /**
+   * Smallest shorter side the caller needs (the model's resizeShorter). When set, a baseline
+   * JPEG is decoded in the DCT domain at the largest 1/2, 1/4 or 1/8 scale that keeps its
+   * shorter side >= this (jpeg-scaled.ts), so the full-size image is never allocated. The
+   * result is then smaller than the header's size. Absent: full size, as before.
+   */
+  minShorterSide?: number;
 }
 
 /** jpeg-js's own default. A Worker with 128 MB isolates should pass far less (see above). */

@@ -4,7 +4,7 @@
  * onnx session via the registry, postprocess).
  */
 import { ApiError } from '../errors';
-import { decodeImage, probe, type DecodeLimits } from '../image';
+import { decodeImage, probe, type DecodeLimits, type ImageInfo } from '../image';
 import { imagenetClasses } from '../models/labels';
 import type { ModelManifest } from '../models/manifest';
 import type { ModelRegistry } from '../models/registry';
@@ -40,9 +40,10 @@ export async function classify(
   uploads: Upload[],
   options: { topk: number; limits: DecodeLimits },
 ): Promise<Classification> {
-  // Refuse what the headers already condemn (not an image, too many pixels) before
-  // spending time on a model load or a decode.
-  uploads.forEach((upload) => blame(upload, uploads.length, () => probe(upload.bytes, options.limits)));
+  // Refuse what the headers already condemn (not an image, too many pixels) before spending
+  // time on a model load or a decode. The sizes reported are the uploads' own (upright),
+  // whatever scale they are decoded at.
+  const sizes = uploads.map((upload) => uprightSize(blame(upload, uploads.length, () => probe(upload.bytes, options.limits))));
 
   const waitStarted = performance.now();
   return registry.use(modelId, async ({ manifest, session }) => {
@@ -50,17 +51,17 @@ export async function classify(
     const spec = manifest.preprocess;
     const imageSize = 3 * spec.cropHeight * spec.cropWidth;
     const batch = new Float32Array(uploads.length * imageSize);
-    const sizes: Array<{ width: number; height: number }> = [];
 
     // One decoded image alive at a time: it goes straight into its slot of the batch tensor.
     uploads.forEach((upload, i) => {
       let t = performance.now();
-      const image = blame(upload, uploads.length, () => decodeImage(upload.bytes, options.limits));
+      // JPEGs decode straight to the smallest scale the resize still reduces from.
+      const limits = { ...options.limits, minShorterSide: spec.resizeShorter };
+      const image = blame(upload, uploads.length, () => decodeImage(upload.bytes, limits));
       timings.decode += performance.now() - t;
       t = performance.now();
       preprocess(image, spec, batch, i * imageSize);
       timings.preprocess += performance.now() - t;
-      sizes.push({ width: image.width, height: image.height });
     });
 
     const t = performance.now();
@@ -97,6 +98,11 @@ async function runBatch(session: Session, manifest: ModelManifest, batch: Float3
   const logits = new Float32Array(chunks.reduce((a, x) => a + x.length, 0));
   chunks.reduce((offset, x) => (logits.set(x, offset), offset + x.length), 0);
   return logits;
+}
+
+/** EXIF orientations 5-8 transpose the stored image. */
+function uprightSize(info: ImageInfo): { width: number; height: number } {
+  return info.orientation >= 5 ? { width: info.height, height: info.width } : { width: info.width, height: info.height };
 }
 
 /** Names the image in an error about it when a request carries several. */

@@ -101,6 +101,13 @@ describe('image variants through the Worker', () => {
     expect(far(control, upright)).toBe(true);
   });
 
+  it('reports the upload\'s own size when a large JPEG is decoded at reduced scale', async () => {
+    const image = await predict('test/fixtures/photos/astronaut.jpg'); // 512x512: decoded at 1/2
+    expect([image.width, image.height]).toEqual([512, 512]);
+    const rotated = await predict('test/fixtures/photos/chelsea-exif6.jpg');
+    expect([rotated.width, rotated.height]).toEqual([451, 300]);
+  });
+
   it('classifies grayscale and CMYK JPEGs and grayscale PNGs', async () => {
     for (const path of ['test/fixtures/images/jpeg-gray.jpg', 'test/fixtures/images/jpeg-cmyk.jpg', 'test/fixtures/photos/camera.png']) {
       const image = await predict(path);
