@@ -1,0 +1,253 @@
+/**
+ * The Worker under `wrangler dev` (workerd, V8 defaults), on its own local R2 folder and a
+ * free port, driven over HTTP. Each start is a fresh isolate: that is how the cold path is
+ * measured.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ROOT, run, uploadModel } from '../models/src/upload';
+import type { ModelManifest } from '../src/models/manifest';
+
+export interface Stages {
+  model: number;
+  decode: number;
+  preprocess: number;
+  inference: number;
+  /** Server-side total of the handler. */
+  total: number;
+}
+
+export interface Sample {
+  status: number;
+  /** Client-observed: request sent to body read, milliseconds (from the first attempt when retried). */
+  clientMs: number;
+  /** Attempts lost to wrangler dev's proxy (see PROXY_RESET) before this answer. */
+  proxyResets: number;
+  stages?: Stages;
+  /** Class index of the first prediction. */
+  top1?: number;
+  error?: string;
+}
+
+export function parseServerTiming(header: string | null): Stages | undefined {
+  if (!header) return undefined;
+  const values = new Map<string, number>();
+  for (const part of header.split(',')) {
+    const m = /^\s*([a-z]+);dur=([0-9.eE+-]+)\s*$/.exec(part);
+    if (m) values.set(m[1]!, Number(m[2]));
+  }
+  const get = (k: string): number | undefined => values.get(k);
+  const [model, decode, preprocess, inference, total] = ['model', 'decode', 'preprocess', 'inference', 'total'].map(get);
+  if ([model, decode, preprocess, inference, total].some((v) => v === undefined || !Number.isFinite(v))) return undefined;
+  return { model: model!, decode: decode!, preprocess: preprocess!, inference: inference!, total: total! };
+}
+
+const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
+
+/**
+ * wrangler dev puts a proxy worker (its own workerd) in front of the user Worker. Under many
+ * concurrent requests, connections between the two are reset (workerd logs "Connection reset
+ * by peer"), and wrangler answers a network error on a POST with this 503 text
+ * (templates/startDevWorker/ProxyWorker.ts) even though the Worker did not restart. Deployed
+ * Workers have no such hop.
+ */
+export const PROXY_RESET = /Your worker restarted mid-request/;
+
+/**
+ * Bundles the Worker once (as `npm run check:bundle` does) and writes a wrangler config that
+ * serves that bundle unchanged. wrangler dev reloads the Worker whenever a source file changes,
+ * and other people edit src/ while this runs: a reload mid-run restarts the isolate (requests
+ * in flight fail with 503) and would mix code versions in one report. Returns the config path.
+ */
+export async function snapshotWorker(dir: string): Promise<string> {
+  const bundle = join(dir, 'bundle');
+  await rm(dir, { recursive: true, force: true });
+  await run(WRANGLER, ['deploy', '--dry-run', '--outdir', bundle]);
+  const config = await readFile(join(ROOT, 'wrangler.toml'), 'utf8');
+  if (!/^main = .*$/m.test(config)) throw new Error('wrangler.toml has no main = line to point at the bundle');
+  const snapshot = config.replace(/^main = .*$/m, 'main = "bundle/index.js"\nno_bundle = true\nfind_additional_modules = true');
+  const path = join(dir, 'wrangler.toml');
+  await writeFile(path, snapshot);
+  return path;
+}
+
+export class WranglerDev {
+  /** Running instances, so that an interrupted run can still stop them (they are detached). */
+  static readonly live = new Set<WranglerDev>();
+  private log = '';
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly base: string,
+    /** Spawn to first answer, milliseconds. */
+    public readyMs = 0,
+  ) {
+    child.stdout?.on('data', (d: Buffer) => this.append(d));
+    child.stderr?.on('data', (d: Buffer) => this.append(d));
+  }
+
+  private append(d: Buffer): void {
+    // Keep the tail only: a long run logs a line per request.
+    this.log = (this.log + d.toString()).slice(-20_000);
+  }
+
+  tail(chars = 2000): string {
+    return this.log.slice(-chars);
+  }
+
+  static async start(config: string, persistTo: string, timeoutMs = 180_000): Promise<WranglerDev> {
+    const port = await freePort();
+    const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false', ...(process.env['BENCH_WRANGLER_DEBUG'] ? { WRANGLER_LOG: 'debug' } : {}) };
+    // vitest.config.ts sets liftoff-only for the test pool's workerd; the benchmark wants V8's defaults.
+    delete env['MINIFLARE_WORKERD_V8_FLAGS'];
+    const started = performance.now();
+    const child = spawn(
+      WRANGLER,
+      ['dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--show-interactive-dev-session=false'],
+      // Own process group: wrangler starts workerd as a child, and stop() kills the group.
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env },
+    );
+    const dev = new WranglerDev(child, `http://127.0.0.1:${port}`);
+    WranglerDev.live.add(dev);
+    try {
+      await dev.waitReady(timeoutMs);
+    } catch (err) {
+      await dev.stop();
+      throw err;
+    }
+    dev.readyMs = performance.now() - started;
+    return dev;
+  }
+
+  /** Polls GET /models, which reads manifests from R2 but creates no session. */
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.child.exitCode !== null) throw new Error(`wrangler dev exited (${this.child.exitCode}):\n${this.tail(3000)}`);
+      try {
+        const res = await fetch(`${this.base}/models`);
+        await res.arrayBuffer();
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`wrangler dev did not answer in ${timeoutMs} ms:\n${this.tail(3000)}`);
+  }
+
+  async stop(): Promise<void> {
+    WranglerDev.live.delete(this);
+    const pid = this.child.pid;
+    if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      return; // already gone
+    }
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000));
+    if ((await Promise.race([exited, timer])) === 'timeout') {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+      await exited;
+    }
+  }
+
+  /** POST /predict/<model> with the image as the multipart field `data`, as the zoo page's curl does. */
+  async predict(modelId: string, jpeg: Uint8Array, filename = 'image.jpg'): Promise<Sample> {
+    const form = new FormData();
+    form.append('data', new Blob([jpeg], { type: 'image/jpeg' }), filename);
+    const t0 = performance.now();
+    try {
+      const res = await fetch(`${this.base}/predict/${modelId}?topk=1`, { method: 'POST', body: form });
+      const text = await res.text();
+      const clientMs = performance.now() - t0;
+      if (res.status !== 200) return { status: res.status, clientMs, proxyResets: 0, error: text.slice(0, 300) };
+      const stages = parseServerTiming(res.headers.get('server-timing'));
+      if (!stages) return { status: res.status, clientMs, proxyResets: 0, error: `no usable Server-Timing: ${res.headers.get('server-timing')}` };
+      const body = JSON.parse(text) as { images?: Array<{ predictions?: Array<{ index?: number }> }> };
+      const top1 = body.images?.[0]?.predictions?.[0]?.index;
+      return { status: res.status, clientMs, proxyResets: 0, stages, ...(top1 !== undefined ? { top1 } : {}) };
+    } catch (err) {
+      return { status: 0, clientMs: performance.now() - t0, proxyResets: 0, error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  /**
+   * predict(), sending again (at most twice) when wrangler dev's proxy lost the connection to
+   * the Worker. The Worker never saw those attempts fail: they are counted apart from errors,
+   * and the latency runs from the first attempt.
+   */
+  async predictRetrying(modelId: string, jpeg: Uint8Array): Promise<Sample> {
+    const t0 = performance.now();
+    let resets = 0;
+    for (;;) {
+      const s = await this.predict(modelId, jpeg);
+      if (s.status === 503 && PROXY_RESET.test(s.error ?? '') && resets < 2) {
+        resets++;
+        continue;
+      }
+      return { ...s, clientMs: performance.now() - t0, proxyResets: resets };
+    }
+  }
+}
+
+/**
+ * Uploads a model into the benchmark's local R2 under `servedId` (so both variants of a zoo
+ * model live side by side), skipping the upload when that exact file is already there.
+ */
+export async function ensureUploaded(persistTo: string, servedId: string, dir: string, manifest: ModelManifest): Promise<boolean> {
+  const markers = join(persistTo, '.bench-uploaded');
+  const marker = join(markers, `${servedId}.sha256`);
+  try {
+    if ((await readFile(marker, 'utf8')) === manifest.sha256) return false;
+  } catch {
+    // not uploaded yet
+  }
+  const staging = join(persistTo, '.bench-staging', servedId);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  await symlink(join(dir, 'model.onnx'), join(staging, 'model.onnx'));
+  await writeFile(join(staging, 'manifest.json'), JSON.stringify({ ...manifest, id: servedId }));
+  await uploadModel(staging, { target: 'local', persistTo });
+  await mkdir(markers, { recursive: true });
+  await writeFile(marker, manifest.sha256);
+  await rm(staging, { recursive: true, force: true });
+  return true;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const probe = createServer();
+    probe.once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+/** Runs `total` requests with `concurrency` in flight; wall time from first send to last answer. */
+export async function throughput(
+  send: () => Promise<Sample>,
+  total: number,
+  concurrency: number,
+): Promise<{ samples: Sample[]; wallMs: number }> {
+  const samples: Sample[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next++;
+        samples.push(await send());
+      }
+    }),
+  );
+  return { samples, wallMs: performance.now() - t0 };
+}
