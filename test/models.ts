@@ -55,9 +55,12 @@ export async function ensureTestModel(id: string, variant: 'fp32' | 'int8' = 'fp
   if (variant === 'fp32') return { dir: fp32, manifest };
 
   const int8 = modelDir(TEST_MODEL_DIR, id, 'int8');
+  const photos = await images(join(ROOT, 'test/fixtures/photos'));
   let quantized = rebuilt ? undefined : await current(int8, recipe);
+  // Calibrated on other photos than the fixtures now hold: stale.
+  const calibratedOn = (quantized?.notes?.calibration as { images?: string[] } | undefined)?.images ?? [];
+  if (calibratedOn.length !== photos.length || photos.some((p, i) => !p.endsWith(calibratedOn[i]!))) quantized = undefined;
   if (!quantized) {
-    const photos = await images(join(ROOT, 'test/fixtures/photos'));
     quantized = await quantizeOne(id, {
       out: TEST_MODEL_DIR,
       calibration: photos,

@@ -86,19 +86,27 @@ describe('image variants through the Worker', () => {
   };
 
   it('applies EXIF orientation: a photo stored rotated with Orientation 6 is classified upright', async () => {
+    const all = async (path: string) => {
+      const res = await call('/predict?topk=1000', { method: 'POST', body: form(await fixture(path)) });
+      const image = ((await res.json()) as NativeAnswer).images[0]!;
+      const probabilities = new Float64Array(1000);
+      for (const p of image.predictions) probabilities[p.index] = p.probability;
+      return { ...image, probabilities };
+    };
     const [upright, rotated, control] = await Promise.all([
-      predict('test/fixtures/photos/chelsea-upright.jpg'),
-      predict('test/fixtures/photos/chelsea-exif6.jpg'),
-      predict('test/fixtures/photos/chelsea-noexif6.jpg'),
+      all('test/fixtures/photos/chelsea-upright.jpg'),
+      all('test/fixtures/photos/chelsea-exif6.jpg'),
+      all('test/fixtures/photos/chelsea-noexif6.jpg'),
     ]);
     expect([rotated.width, rotated.height]).toEqual([451, 300]);
     expect([control.width, control.height]).toEqual([300, 451]);
-    expect(rotated.predictions[0]!.index).toBe(upright.predictions[0]!.index);
-    expect(Math.abs(rotated.predictions[0]!.probability - upright.predictions[0]!.probability)).toBeLessThan(0.02);
-    // Without the tag the same pixels are a different (sideways) picture to the model.
-    const far = (a: typeof upright, b: typeof upright) =>
-      a.predictions.some((p, i) => p.index !== b.predictions[i]!.index || Math.abs(p.probability - b.predictions[i]!.probability) > 0.02);
-    expect(far(control, upright)).toBe(true);
+    // Turned upright, the stored-rotated photo is the same picture up to JPEG re-encoding; left
+    // sideways (no tag) it is a different picture. Compare whole distributions: the synthetic
+    // model's top classes are too close for a top-1 comparison to be stable.
+    const distance = (a: Float64Array, b: Float64Array) => a.reduce((sum, x, i) => sum + Math.abs(x - b[i]!), 0);
+    const same = distance(rotated.probabilities, upright.probabilities);
+    const sideways = distance(control.probabilities, upright.probabilities);
+    expect(same).toBeLessThan(sideways / 3);
   });
 
   it('reports the upload\'s own size when a large JPEG is decoded at reduced scale', async () => {
