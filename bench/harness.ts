@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../models/src/upload';
@@ -42,7 +42,17 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchResult> {
 
   progress('worker: bundle snapshot (wrangler deploy --dry-run)');
   const code = codeState();
-  const workerConfig = await snapshotWorker(join(o.workDir, 'worker'));
+  // Per process: a quick test run and a full run may overlap, and each serves its own bundle.
+  const snapshotDir = join(o.workDir, `worker-${process.pid}`);
+  try {
+    const workerConfig = await snapshotWorker(snapshotDir);
+    return await measureAll(o, started, code, workerConfig, progress);
+  } finally {
+    await rm(snapshotDir, { recursive: true, force: true });
+  }
+}
+
+async function measureAll(o: BenchOptions, started: number, code: string, workerConfig: string, progress: (line: string) => void): Promise<BenchResult> {
 
   const kernel = loadKernel();
   progress('inputs: test JPEGs (640x480, 1920x1080, 4032x3024 from test/fixtures/photos)');

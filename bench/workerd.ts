@@ -58,8 +58,8 @@ export const PROXY_RESET = /Your worker restarted mid-request/;
 /**
  * Bundles the Worker once (as `npm run check:bundle` does) and writes a wrangler config that
  * serves that bundle unchanged. wrangler dev reloads the Worker whenever a source file changes,
- * and other people edit src/ while this runs: a reload mid-run restarts the isolate (requests
- * in flight fail with 503) and would mix code versions in one report. Returns the config path.
+ * and other people edit src/ while this runs: a reload would put a fresh isolate in the middle
+ * of the warm figures and mix code versions in one report. Returns the config path.
  */
 export async function snapshotWorker(dir: string): Promise<string> {
   const bundle = join(dir, 'bundle');
@@ -98,7 +98,7 @@ export class WranglerDev {
 
   static async start(config: string, persistTo: string, timeoutMs = 180_000): Promise<WranglerDev> {
     const port = await freePort();
-    const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false', ...(process.env['BENCH_WRANGLER_DEBUG'] ? { WRANGLER_LOG: 'debug' } : {}) };
+    const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false' };
     // vitest.config.ts sets liftoff-only for the test pool's workerd; the benchmark wants V8's defaults.
     delete env['MINIFLARE_WORKERD_V8_FLAGS'];
     const started = performance.now();
@@ -174,7 +174,7 @@ export class WranglerDev {
       const top1 = body.images?.[0]?.predictions?.[0]?.index;
       return { status: res.status, clientMs, proxyResets: 0, stages, ...(top1 !== undefined ? { top1 } : {}) };
     } catch (err) {
-      return { status: 0, clientMs: performance.now() - t0, proxyResets: 0, error: err instanceof Error ? err.message : String(err) };
+      return { status: 0, clientMs: performance.now() - t0, proxyResets: 0, error: describeFetchError(err) };
     }
   }
 
@@ -219,6 +219,17 @@ export async function ensureUploaded(persistTo: string, servedId: string, dir: s
   await writeFile(marker, manifest.sha256);
   await rm(staging, { recursive: true, force: true });
   return true;
+}
+
+/** undici's fetch says only "fetch failed"; the reason (reset, closed socket, timeout) is its cause. */
+function describeFetchError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause: unknown = err.cause;
+  if (cause instanceof Error) {
+    const code = (cause as Error & { code?: unknown }).code;
+    return `${err.message}: ${typeof code === 'string' ? `${code} ` : ''}${cause.message}`;
+  }
+  return err.message;
 }
 
 export function freePort(): Promise<number> {

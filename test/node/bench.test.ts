@@ -153,7 +153,7 @@ describe('npm run bench --quick', () => {
       expect(['PASS', 'MISS'], `${t.id}: ${t.detail}`).toContain(t.status);
       positive(t.value, t.id);
       expect(markdown).toContain(`| ${t.id} | ${t.goal} | ${t.measured} | **${t.status}**`);
-      if (t.status === 'MISS') expect(t.detail).toMatch(/over by \d+%|short by \d+%/);
+      if (t.status === 'MISS') expect(t.detail).toMatch(/over by [\d.]+%|short by [\d.]+%/);
     }
   });
 
