@@ -2,39 +2,28 @@
  * End to end: `wrangler dev` as a real server, local R2 seeded the way `npm start` seeds it,
  * and a real JPEG posted over HTTP in the seed page's curl form.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WranglerDev } from '../../bench/workerd';
 import { ROOT, uploadModel } from '../../models/src/upload';
 import { ensureTestModel } from '../models';
 
-let server: ChildProcess | undefined;
+let server: WranglerDev | undefined;
 let persistTo: string;
 let base: string;
-let log = '';
 
 beforeAll(async () => {
   const model = await ensureTestModel('resnet18v1', 'int8');
   persistTo = await mkdtemp(join(tmpdir(), 'edge-resnet-e2e-'));
   await uploadModel(model.dir, { target: 'local', persistTo });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(
-    'npx',
-    ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--show-interactive-dev-session=false'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  server.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-  server.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  await waitForHealthy(`${base}/ping`, 180_000);
+  server = await WranglerDev.start(join(ROOT, 'wrangler.toml'), persistTo);
+  base = server.base;
 }, 300_000);
 
 afterAll(async () => {
-  // wrangler dev starts workerd as a child: kill the whole process group.
-  if (server?.pid) process.kill(-server.pid, 'SIGTERM');
+  await server?.stop();
   if (persistTo) await rm(persistTo, { recursive: true, force: true });
 });
 
@@ -44,7 +33,7 @@ describe('wrangler dev, end to end', () => {
     const form = new FormData();
     form.append('data', new Blob([jpeg], { type: 'image/jpeg' }), 'chelsea.jpg');
     const res = await fetch(`${base}/resnet18v1/predict`, { method: 'POST', body: form });
-    expect(res.status, log.slice(-2000)).toBe(200);
+    expect(res.status, server?.tail()).toBe(200);
     expect(res.headers.get('X-Model-Weights')).toBe('synthetic');
     const body = (await res.json()) as Array<{ class: string; probability: number }>;
     expect(body).toHaveLength(5);
@@ -59,29 +48,3 @@ describe('wrangler dev, end to end', () => {
     expect(await res.json()).toMatchObject({ code: 415, type: 'unsupported_media_type' });
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const probe = createServer();
-    probe.once('error', fail);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
-    });
-  });
-}
-
-async function waitForHealthy(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (server?.exitCode !== null) throw new Error(`wrangler dev exited:\n${log.slice(-3000)}`);
-    try {
-      const res = await fetch(url);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`wrangler dev did not become healthy in ${timeoutMs} ms:\n${log.slice(-3000)}`);
-}
