@@ -9,6 +9,9 @@ import { serveFixture } from './test/fixtures-server.ts';
 // under wrangler dev, with V8's defaults).
 process.env.MINIFLARE_WORKERD_V8_FLAGS ??= '--liftoff-only';
 
+const noStageWorker = () =>
+  Response.json({ code: 503, type: 'model_unavailable', message: 'no stage Worker in the unit-test pool' }, { status: 503 });
+
 /**
  * Two projects: `node` for tooling and pure logic (model generator, kernel vs reference vs
  * Pillow, decoders), `worker` for everything that runs inside workerd against local R2.
@@ -35,7 +38,14 @@ export default defineConfig({
             miniflare: {
               // Test-only binding: lets tests inside workerd read fixtures (models built by
               // the global setup, images) from disk in order to seed local R2.
-              serviceBindings: { FIXTURES: serveFixture },
+              serviceBindings: {
+                FIXTURES: serveFixture,
+                // The stage Workers of wrangler.toml's service bindings are not in this pool:
+                // test/worker/stages.test.ts binds the stage app itself, and
+                // test/node/e2e.test.ts runs the real ones under wrangler dev.
+                STAGE_1: noStageWorker,
+                STAGE_2: noStageWorker,
+              },
             },
           }),
         ],

@@ -3,7 +3,10 @@
  * wasm heap, which never shrinks, holds this model's peak only), driven over stdin so that the
  * parent can interleave its runs with the Worker's requests:
  *
- *   node --expose-gc --import tsx bench/node-child.ts <ort-web|ort-node> <model.onnx> <input.f32> <warmup> [no-prepacking]
+ *   node --expose-gc --import tsx bench/node-child.ts <ort-web|ort-node> <model.onnx> <input.f32|input.u8> <warmup> [prepacking|no-prepacking] [dims]
+ *
+ * The input is raw float32 (.f32) or uint8 (.u8) data of shape `dims` (default 1,3,224,224; a
+ * later stage of a split model takes the tensor its previous stage hands over).
  *
  * On start: creates the session, runs once (the cold path), runs the warm-up, prints
  * `COLD <json>`. Then for each stdin line `run K` prints `TIMES <json array of ms>`; for `end`
@@ -13,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ChildCold, ChildEnd, NodeRuntime } from './node-runtimes';
 
-const [runtimeArg, modelPath, inputPath, warmupArg, prepackingArg] = process.argv.slice(2);
+const [runtimeArg, modelPath, inputPath, warmupArg, prepackingArg, dimsArg] = process.argv.slice(2);
 if (runtimeArg !== 'ort-web' && runtimeArg !== 'ort-node') throw new Error(`unknown runtime ${runtimeArg}`);
 const runtime: NodeRuntime = runtimeArg;
 const warmup = Number(warmupArg);
@@ -47,13 +50,14 @@ const wasmHeap = (): number => memories.reduce((a, m) => a + m.buffer.byteLength
 
 interface Runner {
   create(): Promise<void>;
-  run(): Promise<Float32Array>;
+  run(): Promise<ArrayLike<number>>;
 }
 
 const model = new Uint8Array(readFileSync(modelPath));
 const raw = readFileSync(inputPath);
-const input = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4).slice();
-const dims = [1, 3, 224, 224];
+const inputType = inputPath.endsWith('.u8') ? 'uint8' : 'float32';
+const input = inputType === 'uint8' ? new Uint8Array(raw) : new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4).slice();
+const dims = (dimsArg ?? '1,3,224,224').split(',').map(Number);
 
 // The same session options as src/onnx/session.ts, so that only the runtime differs.
 async function ortWeb(): Promise<Runner> {
@@ -68,9 +72,9 @@ async function ortWeb(): Promise<Runner> {
     },
     async run() {
       const s = session!;
-      const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', input, dims) });
+      const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor(inputType, input, dims) });
       const y = out[s.outputNames[0]!]!;
-      const data = (await y.getData()) as Float32Array;
+      const data = (await y.getData()) as Float32Array | Uint8Array;
       y.dispose();
       return data;
     },
@@ -94,13 +98,17 @@ async function ortNode(): Promise<Runner> {
     },
     async run() {
       const s = session!;
-      const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', input, dims) });
-      return out[s.outputNames[0]!]!.data as Float32Array;
+      const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor(inputType, input, dims) });
+      return out[s.outputNames[0]!]!.data as Float32Array | Uint8Array;
     },
   };
 }
 
-const argmax = (x: Float32Array): number => x.reduce((best, v, i) => (v > (x[best] as number) ? i : best), 0);
+function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
 const send = (tag: string, value: unknown): void => void process.stdout.write(`${tag} ${JSON.stringify(value)}\n`);
 
 const tImport = performance.now();

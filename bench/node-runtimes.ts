@@ -71,8 +71,10 @@ export class NodeRuntimeProcess {
     inputPath: string,
     warmup: number,
     disablePrepacking = false,
+    inputDims?: readonly number[],
   ): Promise<{ process: NodeRuntimeProcess; cold: ChildCold }> {
-    const args = [join(ROOT, 'bench/node-child.ts'), runtime, modelPath, inputPath, String(warmup), ...(disablePrepacking ? ['no-prepacking'] : [])];
+    const prepacking = disablePrepacking ? 'no-prepacking' : 'prepacking';
+    const args = [join(ROOT, 'bench/node-child.ts'), runtime, modelPath, inputPath, String(warmup), prepacking, ...(inputDims ? [inputDims.join(',')] : [])];
     const child = spawn(
       process.execPath,
       ['--expose-gc', '--import', 'tsx', ...args],
@@ -123,8 +125,15 @@ export interface NodeRunResult {
   };
 }
 
-export async function runNodeChild(runtime: NodeRuntime, modelPath: string, inputPath: string, warmup: number, iterations: number): Promise<NodeRunResult> {
-  const { process: p, cold } = await NodeRuntimeProcess.start(runtime, modelPath, inputPath, warmup);
+export async function runNodeChild(
+  runtime: NodeRuntime,
+  modelPath: string,
+  inputPath: string,
+  warmup: number,
+  iterations: number,
+  options: { disablePrepacking?: boolean; inputDims?: readonly number[] } = {},
+): Promise<NodeRunResult> {
+  const { process: p, cold } = await NodeRuntimeProcess.start(runtime, modelPath, inputPath, warmup, options.disablePrepacking, options.inputDims);
   try {
     const warmMs = await p.run(iterations);
     const end = await p.end();

@@ -2,7 +2,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { getConfig, type Config } from './config';
-import { ApiError, notFound, tooLarge } from './errors';
+import { ApiError, errorResponse, notFound, tooLarge } from './errors';
 import { apiKey } from './middleware/auth';
 import { modelRoutes } from './routes/models';
 import { pingRoutes } from './routes/ping';
@@ -52,12 +52,7 @@ export function createApp() {
     throw notFound(`no route for ${c.req.method} ${c.req.path}`);
   });
 
-  app.onError((err, c) => {
-    if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
-    // Anything else is our bug: log it, and tell the caller nothing about internals.
-    console.error(`${c.req.method} ${c.req.path}:`, err);
-    return c.json({ code: 500, type: 'internal', message: 'internal error' }, 500);
-  });
+  app.onError(errorResponse);
 
   return app;
 }

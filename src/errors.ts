@@ -1,3 +1,4 @@
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
@@ -52,3 +53,11 @@ export const unprocessableImage = (message: string, cause?: unknown) =>
   new ApiError('unprocessable_image', message, { cause });
 export const modelUnavailable = (message: string, cause?: unknown) =>
   new ApiError('model_unavailable', message, { cause });
+
+/** The `onError` of every app here: ApiErrors as their JSON, anything else as an opaque 500. */
+export function errorResponse(err: Error, c: Context): Response {
+  if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
+  // Anything else is our bug: log it, and tell the caller nothing about internals.
+  console.error(`${c.req.method} ${c.req.path}:`, err);
+  return c.json({ code: 500, type: 'internal', message: 'internal error' }, 500);
+}

@@ -7,12 +7,16 @@
  * resnet18v2: a quarter-width ResNet-18 v2 (fp32), small and fast, for registry edge cases.
  * resnet34v1: an eighth-width ResNet-34 v1 exported with a fixed batch of 1, as the zoo's
  *             opset-7 files are.
+ * resnet101v1, resnet50v2: eighth-width int8 models split into stages (`models split`), as
+ *             ResNet-101/152 are served: three stages handing over uint8 activations, and two
+ *             handing over v2's float residual stream.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelManifest } from '../src/models/manifest';
 import { images, quantizeOne } from '../models/src/commands/quantize';
 import { modelDir } from '../models/src/commands/command';
+import { splitOne } from '../models/src/commands/split';
 import { synthesizeModel } from '../models/src/synth';
 import { ROOT } from '../models/src/upload';
 
@@ -23,11 +27,15 @@ interface Recipe {
   seed: number;
   batch?: number;
   int8?: boolean;
+  /** Split the int8 model into this many stages. */
+  stages?: number;
 }
 const RECIPES: Record<string, Recipe> = {
   resnet18v1: { width: 1, seed: 0, int8: true },
   resnet18v2: { width: 0.25, seed: 1 },
   resnet34v1: { width: 0.125, seed: 2, batch: 1 },
+  resnet101v1: { width: 0.125, seed: 3, int8: true, stages: 3 },
+  resnet50v2: { width: 0.125, seed: 4, int8: true, stages: 2 },
 };
 export const TEST_MODEL_IDS = Object.keys(RECIPES);
 
@@ -70,6 +78,7 @@ export async function ensureTestModel(id: string, variant: 'fp32' | 'int8' = 'fp
       quiet: true,
     });
   }
+  if (recipe.stages && quantized.stages?.length !== recipe.stages) quantized = await splitOne(int8, recipe.stages);
   return { dir: int8, manifest: quantized };
 }
 

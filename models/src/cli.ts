@@ -7,12 +7,13 @@ import { evalCommand } from './commands/eval';
 import { fetchCommand } from './commands/fetch';
 import { list } from './commands/list';
 import { quantize } from './commands/quantize';
+import { split } from './commands/split';
 import { synth } from './commands/synth';
 import { upload } from './commands/upload';
 import { verify } from './commands/verify';
 
-// In the order of the pipeline: make or fetch fp32, quantize, check, ship, measure.
-const COMMANDS: Command[] = [fetchCommand, synth, quantize, verify, upload, evalCommand, list];
+// In the order of the pipeline: make or fetch fp32, quantize, split what one isolate cannot hold, check, ship, measure.
+const COMMANDS: Command[] = [fetchCommand, synth, quantize, split, verify, upload, evalCommand, list];
 
 function usage(): string {
   return ['usage: npm run models -- <command> [options]', '', ...COMMANDS.map((c) => `  ${c.usage}`)].join('\n');

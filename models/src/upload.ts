@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { manifestKey, modelKey, type ModelManifest } from '../../src/models/manifest';
+import { manifestKey, modelKey, stageFile, stageKey, type ModelManifest } from '../../src/models/manifest';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BUCKET = 'edge-resnet-models';
@@ -18,10 +18,16 @@ export interface UploadOptions {
   bucket?: string;
 }
 
-/** Uploads `<dir>/model.onnx` and `<dir>/manifest.json`; the manifest goes last so readers never see it without its model. */
+/**
+ * Uploads `<dir>/model.onnx`, its stages when it is split, and `<dir>/manifest.json`; the
+ * manifest goes last so readers never see it without its files.
+ */
 export async function uploadModel(dir: string, options: UploadOptions): Promise<ModelManifest> {
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
   const bucket = options.bucket ?? BUCKET;
+  for (const [k] of (manifest.stages ?? []).entries()) {
+    await wranglerPut(`${bucket}/${stageKey(manifest.id, k)}`, join(dir, stageFile(k)), 'application/octet-stream', options);
+  }
   await wranglerPut(`${bucket}/${modelKey(manifest.id)}`, join(dir, 'model.onnx'), 'application/octet-stream', options);
   await wranglerPut(`${bucket}/${manifestKey(manifest.id)}`, join(dir, 'manifest.json'), 'application/json', options);
   return manifest;

@@ -48,8 +48,33 @@ export interface ModelManifest {
      */
     disablePrepacking?: boolean;
   };
+  /**
+   * Present when the model is served in stages (`npm run models -- split`): consecutive slices
+   * of model.onnx, each small enough for its own isolate. Stage 0 runs in the isolate that took
+   * the request; stage k in the Worker bound as `STAGE_k` (see src/stages/). model.onnx, sha256
+   * and bytes above still describe the whole model the stages were cut from.
+   */
+  stages?: StageManifest[];
   /** Free-form, filled by the model pipeline (fidelity numbers, quantizer settings). */
   notes?: Record<string, unknown>;
+}
+
+/** A tensor crossing a stage boundary. `N` (or any string) is the symbolic batch dimension. */
+export interface TensorSpec {
+  name: string;
+  type: TensorType;
+  shape: Array<number | string>;
+}
+export type TensorType = 'float32' | 'uint8';
+
+export interface StageManifest {
+  /** Hex sha256 and size of `stage-<k>.onnx`. */
+  sha256: string;
+  bytes: number;
+  /** Stage 0 takes the model's input, the last stage gives the model's output. */
+  input: TensorSpec;
+  output: TensorSpec;
+  session?: ModelManifest['session'];
 }
 
 export const IMAGENET_PREPROCESS: PreprocessSpec = {
@@ -68,3 +93,5 @@ export type ModelId = (typeof MODEL_IDS)[number];
 
 export const modelKey = (id: string): string => `models/${id}/model.onnx`;
 export const manifestKey = (id: string): string => `models/${id}/manifest.json`;
+export const stageFile = (stage: number): string => `stage-${stage}.onnx`;
+export const stageKey = (id: string, stage: number): string => `models/${id}/${stageFile(stage)}`;

@@ -3,15 +3,24 @@
  * this isolate. One session per model per isolate, created lazily behind a memoized promise
  * that is dropped on failure, so a model uploaded after a failed request is picked up by the
  * next one. Model bytes are not kept once the session exists.
+ *
+ * A split model (manifest `stages`) loads only its first stage here; the session handed out
+ * chains it with the later stages in their own Workers (src/stages/client.ts). A stage Worker
+ * asks for its one stage with `useStage`.
  */
+import { getConfig } from '../config';
 import { ApiError, modelUnavailable, notFound } from '../errors';
-import { createSession, type Session } from '../onnx/session';
+import { createSession, wasmHeapBytes, type Session } from '../onnx/session';
+import { chainSessions, remoteStage, stageBinding, type RemoteStage, type StageBindings } from '../stages/client';
 import { parseManifest } from './validate';
-import { MODEL_IDS, manifestKey, modelKey, type ModelManifest } from './manifest';
+import { MODEL_IDS, manifestKey, modelKey, stageKey, type ModelManifest } from './manifest';
 
 export interface LoadedModel {
   manifest: ModelManifest;
   session: Session;
+  /** The stage this isolate runs: 0 and `remote` the others for a split model's front, k in a stage Worker. */
+  stage?: number;
+  remote?: RemoteStage[];
   /** Milliseconds spent reading from R2, verifying and creating the session. */
   loadMs: number;
   loadedAt: string;
@@ -26,6 +35,9 @@ interface Entry {
   retired: boolean;
 }
 
+/** What the manifest says of one file in R2: the whole model or a stage of it. */
+type ModelFile = Pick<ModelManifest, 'sha256' | 'bytes' | 'session'> & { input: { name: string }; output: { name: string } };
+
 const MODEL_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export class ModelRegistry {
@@ -34,6 +46,7 @@ export class ModelRegistry {
   constructor(
     private readonly bucket: R2Bucket,
     private readonly maxLoaded: number,
+    private readonly bindings: StageBindings = () => undefined,
   ) {}
 
   /** Reads a model's manifest from R2: 404 for ids we have never heard of, 503 for zoo ids not uploaded. */
@@ -81,11 +94,21 @@ export class ModelRegistry {
    * Runs `fn` with the model's session, loading it first if needed. The session is not
    * released by eviction while `fn` runs.
    */
-  async use<T>(id: string, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
+  use<T>(id: string, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
     checkId(id);
-    let entry = this.#entries.get(id);
+    return this.#use(id, () => this.#createModel(id), fn);
+  }
+
+  /** As `use`, for the one stage of a split model that a stage Worker runs. */
+  useStage<T>(id: string, stage: number, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
+    checkId(id);
+    return this.#use(`${id}/stage-${stage}`, () => this.#createStage(id, stage), fn);
+  }
+
+  async #use<T>(key: string, create: () => Promise<LoadedModel>, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
+    let entry = this.#entries.get(key);
     if (!entry || entry.retired) {
-      entry = this.#load(id);
+      entry = this.#load(key, create);
     }
     entry.inFlight++;
     entry.lastUsed = Date.now();
@@ -97,50 +120,75 @@ export class ModelRegistry {
     }
   }
 
-  #load(id: string): Entry {
+  #load(key: string, create: () => Promise<LoadedModel>): Entry {
     this.#evict();
     const entry: Entry = { promise: undefined as never, inFlight: 0, lastUsed: Date.now(), retired: false };
-    entry.promise = this.#create(id).then(
+    entry.promise = create().then(
       (loaded) => {
         entry.loaded = loaded;
         return loaded;
       },
       (err: unknown) => {
         // Drop the failed promise so that the next request tries again (e.g. after an upload).
-        if (this.#entries.get(id) === entry) this.#entries.delete(id);
+        if (this.#entries.get(key) === entry) this.#entries.delete(key);
         throw err;
       },
     );
-    this.#entries.set(id, entry);
+    this.#entries.set(key, entry);
     return entry;
   }
 
-  async #create(id: string): Promise<LoadedModel> {
+  async #createModel(id: string): Promise<LoadedModel> {
     const started = Date.now();
     const manifest = await this.manifest(id);
-    const object = await this.bucket.get(modelKey(id));
-    if (!object) throw modelUnavailable(`model ${id}: model.onnx is missing from the bucket`);
+    if (!manifest.stages) {
+      const session = await this.#session(id, modelKey(id), 'model.onnx', manifest);
+      return { manifest, session, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
+    }
+    // Every binding is checked before anything is loaded: a missing one is a deployment error.
+    const remote = manifest.stages.slice(1).map((spec, i) => {
+      const fetcher = this.bindings(stageBinding(i + 1));
+      if (!fetcher) {
+        throw modelUnavailable(`model ${id} runs in ${manifest.stages!.length} stages and needs the service binding ${stageBinding(i + 1)} (see README, Deploying)`);
+      }
+      return remoteStage(fetcher, id, i + 1, spec);
+    });
+    const first = await this.#session(id, stageKey(id, 0), 'stage 0', manifest.stages[0]!);
+    return { manifest, session: chainSessions([first, ...remote]), stage: 0, remote, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
+  }
+
+  async #createStage(id: string, stage: number): Promise<LoadedModel> {
+    const started = Date.now();
+    const manifest = await this.manifest(id);
+    const spec = manifest.stages?.[stage];
+    if (!spec) throw notFound(`model ${id} has no stage ${stage}`);
+    const session = await this.#session(id, stageKey(id, stage), `stage ${stage}`, spec);
+    return { manifest, session, stage, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
+  }
+
+  /** Reads one model file from R2, checks it against its manifest entry and makes a session of it. */
+  async #session(id: string, key: string, what: string, file: ModelFile): Promise<Session> {
+    const object = await this.bucket.get(key);
+    if (!object) throw modelUnavailable(`model ${id}: ${what} is missing from the bucket`);
     let bytes: Uint8Array | undefined = new Uint8Array(await object.arrayBuffer());
-    if (bytes.byteLength !== manifest.bytes) {
-      throw modelUnavailable(`model ${id}: model.onnx has ${bytes.byteLength} bytes, manifest says ${manifest.bytes}`);
+    if (bytes.byteLength !== file.bytes) {
+      throw modelUnavailable(`model ${id}: ${what} has ${bytes.byteLength} bytes, manifest says ${file.bytes}`);
     }
     const digest = hex(await crypto.subtle.digest('SHA-256', bytes));
-    if (digest !== manifest.sha256) {
-      throw modelUnavailable(`model ${id}: model.onnx fails its sha256 check`);
+    if (digest !== file.sha256) {
+      throw modelUnavailable(`model ${id}: ${what} fails its sha256 check`);
     }
-    let session: Session;
     try {
-      session = await createSession(bytes, {
-        inputName: manifest.input.name,
-        outputName: manifest.output.name,
-        disablePrepacking: manifest.session?.disablePrepacking,
+      return await createSession(bytes, {
+        inputName: file.input.name,
+        outputName: file.output.name,
+        disablePrepacking: file.session?.disablePrepacking,
       });
     } catch (err) {
-      throw modelUnavailable(`model ${id}: session creation failed: ${err instanceof Error ? err.message : String(err)}`, err);
+      throw modelUnavailable(`model ${id}: ${what}: session creation failed: ${err instanceof Error ? err.message : String(err)}`, err);
     } finally {
       bytes = undefined; // ORT copied the model into its heap; let the isolate reclaim ours now
     }
-    return { manifest, session, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
   }
 
   /** Makes room for one more session: releases least recently used models beyond the limit. */
@@ -176,12 +224,24 @@ function hex(buffer: ArrayBuffer): string {
 
 const registries = new WeakMap<R2Bucket, ModelRegistry>();
 
-/** One registry per bucket binding, i.e. per isolate. */
-export function getRegistry(bucket: R2Bucket, maxLoaded: number): ModelRegistry {
+/** One registry per bucket binding, i.e. per isolate; later stages of split models through `bindings`. */
+export function getRegistry(bucket: R2Bucket, maxLoaded: number, bindings?: StageBindings): ModelRegistry {
   let registry = registries.get(bucket);
   if (!registry) {
-    registry = new ModelRegistry(bucket, maxLoaded);
+    registry = new ModelRegistry(bucket, maxLoaded, bindings);
     registries.set(bucket, registry);
   }
   return registry;
 }
+
+/** The registry of this isolate's env: its bucket, its session limit, its stage bindings. */
+export function registryFor(env: Env): ModelRegistry {
+  const bindings: StageBindings = (name) => {
+    const value: unknown = (env as unknown as Record<string, unknown>)[name];
+    return typeof value === 'object' && value !== null && 'fetch' in value ? (value as Fetcher) : undefined;
+  };
+  return getRegistry(env.MODELS, getConfig(env).maxLoadedModels, bindings);
+}
+
+/** onnxruntime's heap in this isolate, for the models routes (which do not reach into onnx/). */
+export const isolateHeapBytes = (): number | undefined => wasmHeapBytes();

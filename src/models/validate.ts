@@ -51,5 +51,32 @@ function check(m: unknown, id: string): string | undefined {
   if (m.session !== undefined && (!isObject(m.session) || !['undefined', 'boolean'].includes(typeof m.session.disablePrepacking))) {
     return 'has bad session settings';
   }
+  if (m.stages !== undefined) return checkStages(m.stages, input.name as string, output.name as string);
   return undefined;
 }
+
+/** A split model's stages must chain: model input -> stage 0 -> ... -> last stage -> model output. */
+function checkStages(stages: unknown, input: string, output: string): string | undefined {
+  if (!Array.isArray(stages) || stages.length < 2) return 'has stages that are not a list of two or more';
+  for (const [k, s] of stages.entries()) {
+    if (!isObject(s) || typeof s.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(s.sha256) || !isPositiveInt(s.bytes)) {
+      return `has no sha256 or size for stage ${k}`;
+    }
+    if (!isTensorSpec(s.input) || !isTensorSpec(s.output)) return `has bad tensors for stage ${k}`;
+    const expected = k === 0 ? input : (stages[k - 1] as { output: { name: string } }).output.name;
+    if (s.input.name !== expected) return `has stage ${k} reading ${s.input.name}, not ${expected}`;
+    if (s.session !== undefined && (!isObject(s.session) || !['undefined', 'boolean'].includes(typeof s.session.disablePrepacking))) {
+      return `has bad session settings for stage ${k}`;
+    }
+  }
+  const last = stages.at(-1) as { output: { name: string } };
+  return last.output.name === output ? undefined : `has a last stage giving ${last.output.name}, not ${output}`;
+}
+
+const isTensorSpec = (v: unknown): v is { name: string; type: string; shape: unknown[] } =>
+  isObject(v) &&
+  typeof v.name === 'string' &&
+  (v.type === 'float32' || v.type === 'uint8') &&
+  Array.isArray(v.shape) &&
+  v.shape.length > 0 &&
+  v.shape.every((d) => typeof d === 'string' || isPositiveInt(d));

@@ -10,12 +10,11 @@
  */
 import * as ort from 'onnxruntime-web/wasm';
 import ortWasmModule from 'onnxruntime-web/ort-wasm-simd-threaded.wasm';
+import type { Tensor } from './tensor';
 
 export interface Session {
-  readonly inputName: string;
-  readonly outputName: string;
-  /** Runs one batch: `data` is NCHW float32 of shape `dims`; returns the output tensor data. */
-  run(data: Float32Array, dims: readonly number[]): Promise<{ data: Float32Array; dims: readonly number[] }>;
+  /** Runs one batch through the model (or a stage of it) and returns its one output. */
+  run(input: Tensor): Promise<Tensor>;
   release(): Promise<void>;
 }
 
@@ -63,11 +62,22 @@ async function createOrtSession(model: Uint8Array, options: ort.InferenceSession
   return first;
 }
 
+/** ORT's heap: the threaded build imports its (shared) memory rather than exporting it. */
+let ortMemory: WebAssembly.Memory | undefined;
+
+function findMemory(imports: WebAssembly.Imports | undefined): WebAssembly.Memory | undefined {
+  for (const module of Object.values(imports ?? {})) {
+    for (const value of Object.values(module)) if (value instanceof WebAssembly.Memory) return value;
+  }
+  return undefined;
+}
+
 /** Runs `fn` with `WebAssembly.instantiate` answering the ORT marker from the bundled module. */
 async function withPrecompiledOrt<T>(fn: () => Promise<T>): Promise<T> {
   const original = WebAssembly.instantiate;
   const patched = function (source: unknown, imports?: WebAssembly.Imports) {
     if (isMarker(source)) {
+      ortMemory = findMemory(imports);
       return WebAssembly.instantiate(ortWasmModule, imports).then((instance) => ({ instance, module: ortWasmModule }));
     }
     return (original as (s: unknown, i?: WebAssembly.Imports) => Promise<unknown>).call(WebAssembly, source, imports);
@@ -99,29 +109,36 @@ export async function createSession(model: Uint8Array, options: SessionOptions):
   }
   let queue: Promise<unknown> = Promise.resolve();
   return {
-    inputName: options.inputName,
-    outputName: options.outputName,
     // ORT's wasm backend runs one inference at a time; concurrent requests queue here
     // instead of interleaving calls into the same session.
-    run(data, dims) {
-      const result = queue.then(() => runOnce(data, dims));
+    run(input) {
+      const result = queue.then(() => runOnce(input));
       queue = result.catch(() => undefined);
       return result;
     },
     release: () => queue.then(() => session.release()),
   };
 
-  async function runOnce(data: Float32Array, dims: readonly number[]) {
-      const input = new ort.Tensor('float32', data, dims);
-      const outputs = await session.run({ [options.inputName]: input }, [options.outputName]);
-      const output = outputs[options.outputName];
-      try {
-        if (!output || output.type !== 'float32') throw new Error(`output ${options.outputName} is not float32`);
-        // getData() copies out of the wasm heap, so the tensor can be disposed right away.
-        return { data: (await output.getData()) as Float32Array, dims: output.dims };
-      } finally {
-        input.dispose();
-        output?.dispose();
-      }
+  async function runOnce(tensor: Tensor): Promise<Tensor> {
+    const input = tensor.type === 'float32' ? new ort.Tensor('float32', tensor.data, tensor.dims) : new ort.Tensor('uint8', tensor.data, tensor.dims);
+    let output: ort.Tensor | undefined;
+    try {
+      output = (await session.run({ [options.inputName]: input }, [options.outputName]))[options.outputName];
+      // getData() copies out of the wasm heap, so the tensor can be disposed right away.
+      if (output?.type === 'float32') return { type: 'float32', data: (await output.getData()) as Float32Array, dims: output.dims };
+      if (output?.type === 'uint8') return { type: 'uint8', data: (await output.getData()) as Uint8Array, dims: output.dims };
+      throw new Error(`output ${options.outputName} is ${output?.type ?? 'missing'}, not float32 or uint8`);
+    } finally {
+      input.dispose();
+      output?.dispose();
+    }
   }
+}
+
+/**
+ * Bytes of onnxruntime's WebAssembly heap in this isolate (it grows, never shrinks), or
+ * undefined before the backend exists. What a model costs against the isolate's 128 MB.
+ */
+export function wasmHeapBytes(): number | undefined {
+  return ortMemory?.buffer.byteLength;
 }

@@ -1,16 +1,18 @@
 import { Hono } from 'hono';
 import { getConfig } from '../config';
-import { getRegistry, type LoadedModel } from '../models/registry';
+import { isolateHeapBytes, registryFor, type LoadedModel } from '../models/registry';
 
 /** What is in the bucket, and what this isolate has loaded. */
 export const modelRoutes = new Hono<{ Bindings: Env }>()
   .get('/models', async (c) => {
     const config = getConfig(c.env);
-    const registry = getRegistry(c.env.MODELS, config.maxLoadedModels);
+    const registry = registryFor(c.env);
     const loaded = new Map(registry.loaded().map((m) => [m.manifest.id, m]));
     const models = await registry.list();
     return c.json({
       default: config.defaultModel,
+      // What this isolate's models cost against its 128 MB (the heap never shrinks).
+      isolate: { wasmHeapBytes: isolateHeapBytes() ?? 0 },
       models: models.map(({ id, manifest, error }) =>
         manifest ? summary(manifest, loaded.get(id)) : { id, available: false, error },
       ),
@@ -18,7 +20,7 @@ export const modelRoutes = new Hono<{ Bindings: Env }>()
   })
   .get('/models/:model', async (c) => {
     const config = getConfig(c.env);
-    const registry = getRegistry(c.env.MODELS, config.maxLoadedModels);
+    const registry = registryFor(c.env);
     const id = c.req.param('model');
     const manifest = await registry.manifest(id);
     const loaded = registry.loaded().find((m) => m.manifest.id === id);
@@ -35,6 +37,16 @@ function summary(manifest: LoadedModel['manifest'], loaded: LoadedModel | undefi
     weights: manifest.weights,
     input: manifest.input,
     bytes: manifest.bytes,
-    loaded: loaded ? { loadedAt: loaded.loadedAt, loadMs: loaded.loadMs } : false,
+    // Split models (README, Models) run stage 0 here and the others in their own Workers.
+    stages: manifest.stages?.length ?? 1,
+    loaded: loaded ? { loadedAt: loaded.loadedAt, loadMs: loaded.loadMs, ...(loaded.remote ? { isolates: isolates(loaded) } : {}) } : false,
   };
+}
+
+/** Where each stage of a loaded split model runs, and the onnxruntime heap each isolate last reported. */
+function isolates(loaded: LoadedModel) {
+  return [
+    { stage: 0, isolate: 'this', wasmHeapBytes: isolateHeapBytes() },
+    ...(loaded.remote ?? []).map((r) => ({ stage: r.stage, isolate: r.binding, wasmHeapBytes: r.wasmHeapBytes })),
+  ];
 }

@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
 import { getConfig } from '../config';
-import { getRegistry } from '../models/registry';
+import { registryFor } from '../models/registry';
 
 /** Health check in TorchServe's shape: healthy when the default model is reachable in R2. */
 export const pingRoutes = new Hono<{ Bindings: Env }>().get('/ping', async (c) => {
   const config = getConfig(c.env);
-  const registry = getRegistry(c.env.MODELS, config.maxLoadedModels);
+  const registry = registryFor(c.env);
   let reason: string | undefined;
   try {
     if (!(await registry.available(config.defaultModel))) reason = `default model ${config.defaultModel} is not in the bucket`;

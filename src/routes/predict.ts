@@ -7,7 +7,7 @@ import { Hono, type Context } from 'hono';
 import { getConfig } from '../config';
 import { badRequest } from '../errors';
 import type { ModelManifest } from '../models/manifest';
-import { getRegistry } from '../models/registry';
+import { registryFor } from '../models/registry';
 import { classify, type Classification } from '../pipeline/classify';
 import { readUploads } from '../upload';
 
@@ -27,7 +27,7 @@ async function predict(c: Context<{ Bindings: Env }>, modelId: string, shape: Sh
   const config = getConfig(c.env);
   const topk = parseTopK(c.req.query('topk'));
   const uploads = await readUploads(c.req, config.maxImages);
-  const result = await classify(getRegistry(c.env.MODELS, config.maxLoadedModels), modelId, uploads, {
+  const result = await classify(registryFor(c.env), modelId, uploads, {
     topk,
     limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
   });

@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import worker from '../../src/index';
-import { manifestKey, modelKey } from '../../src/models/manifest';
+import { manifestKey, modelKey, stageFile, stageKey, type ModelManifest } from '../../src/models/manifest';
 
 interface TestEnv extends Env {
   /** Test-only service (vitest.config.ts) that reads fixtures from disk. */
@@ -18,19 +18,24 @@ export async function fixture(path: string): Promise<Uint8Array> {
 
 /** Test models built by the global setup (see test/models.ts). */
 export const TEST_MODELS = 'models/out/test';
+/** Test models served as int8 unless asked otherwise (the split ones are int8 only). */
+const INT8_BY_DEFAULT = ['resnet18v1', 'resnet101v1', 'resnet50v2'];
 
 /**
  * Puts a test model into local R2 under `id` (by default its own id). `source` is the test
  * model's id, with `/fp32` or `/int8` (the default when it has one is int8, as served).
  */
 export async function seedModel(source: string, id = source.split('/')[0]!): Promise<void> {
-  const path = source.includes('/') ? source : source === 'resnet18v1' ? `${source}/int8` : `${source}/fp32`;
+  const path = source.includes('/') ? source : INT8_BY_DEFAULT.includes(source) ? `${source}/int8` : `${source}/fp32`;
   const [model, manifestText] = await Promise.all([
     fixture(`${TEST_MODELS}/${path}/model.onnx`),
     fixture(`${TEST_MODELS}/${path}/manifest.json`).then((b) => new TextDecoder().decode(b)),
   ]);
-  const manifest = { ...JSON.parse(manifestText), id };
+  const manifest = { ...JSON.parse(manifestText), id } as ModelManifest;
   await testEnv.MODELS.put(modelKey(id), model);
+  for (const [k] of (manifest.stages ?? []).entries()) {
+    await testEnv.MODELS.put(stageKey(id, k), await fixture(`${TEST_MODELS}/${path}/${stageFile(k)}`));
+  }
   await testEnv.MODELS.put(manifestKey(id), JSON.stringify(manifest));
 }
 

@@ -92,7 +92,7 @@ describe('model registry', () => {
     // A model in use is not released under its user's feet.
     await registry.use('resnet18v2', async ({ session }) => {
       await registry.use('resnet34v1', async () => undefined);
-      const out = await session.run(new Float32Array(3 * 224 * 224), [1, 3, 224, 224]);
+      const out = await session.run({ type: 'float32', data: new Float32Array(3 * 224 * 224), dims: [1, 3, 224, 224] });
       expect(out.dims).toEqual([1, 1000]);
     });
     expect(registry.loaded().map((m) => m.manifest.id)).toEqual(['resnet34v1']);

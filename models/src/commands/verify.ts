@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readManifest, sha256 } from '../local';
 import { existsSync } from 'node:fs';
+import { stageFile } from '../../../src/models/manifest';
+import { runChain } from '../split';
 import { DEFAULT_OUT, modelDir, modelIds, parse, type Command } from './command';
 
 const usage = 'verify <id|all> [--out models/out]   sha256, loads in onnxruntime-node, input/output shapes (fp32 and int8)';
@@ -55,8 +57,36 @@ export async function verifyModel(dir: string): Promise<string[]> {
     const out = result[output.name]!;
     if (out.dims.join() !== `${batch},${output.shape[1]}`) problems.push(`output shape [${out.dims.join(', ')}], expected [${batch}, ${output.shape[1]}]`);
     if (!(out.data as Float32Array).every(Number.isFinite)) problems.push('output has non-finite values');
+    if (manifest.stages) problems.push(...(await verifyStages(dir, data, dims, out.data as Float32Array)));
   } finally {
     await session.release();
+  }
+  return problems;
+}
+
+/** A split model: every stage file matches the manifest, and the chained stages give the whole model's output. */
+async function verifyStages(dir: string, data: Float32Array, dims: number[], whole: Float32Array): Promise<string[]> {
+  const { stages = [] } = await readManifest(dir);
+  const problems: string[] = [];
+  const models: Uint8Array[] = [];
+  for (const [k, stage] of stages.entries()) {
+    const file = join(dir, stageFile(k));
+    if (!existsSync(file)) {
+      problems.push(`${stageFile(k)} is missing`);
+      continue;
+    }
+    const bytes = new Uint8Array(await readFile(file));
+    if (bytes.byteLength !== stage.bytes || sha256(bytes) !== stage.sha256) problems.push(`${stageFile(k)} does not match the manifest`);
+    if (k > 0 && stage.input.name !== stages[k - 1]!.output.name) problems.push(`stage ${k} reads ${stage.input.name}, stage ${k - 1} gives ${stages[k - 1]!.output.name}`);
+    models.push(bytes);
+  }
+  if (problems.length) return problems;
+  try {
+    const chained = await runChain(models, { data, dims });
+    const diff = chained.reduce((m, v, i) => Math.max(m, Math.abs(v - whole[i]!)), 0);
+    if (!(diff === 0)) problems.push(`the ${stages.length} chained stages differ from the whole model by ${diff}`);
+  } catch (err) {
+    problems.push(`the stages do not run as a chain: ${err instanceof Error ? err.message : String(err)}`);
   }
   return problems;
 }
