@@ -96,7 +96,8 @@ export class WranglerDev {
     return this.log.slice(-chars);
   }
 
-  static async start(config: string, persistTo: string, timeoutMs = 180_000): Promise<WranglerDev> {
+  /** `configs`: the front Worker's config first, then any stage Workers' (one workerd, several Workers). */
+  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000): Promise<WranglerDev> {
     const port = await freePort();
     const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false' };
     // vitest.config.ts sets liftoff-only for the test pool's workerd; the benchmark wants V8's defaults.
@@ -104,7 +105,7 @@ export class WranglerDev {
     const started = performance.now();
     const child = spawn(
       WRANGLER,
-      ['dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--show-interactive-dev-session=false'],
+      ['dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--show-interactive-dev-session=false'],
       // Own process group: wrangler starts workerd as a child, and stop() kills the group.
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env },
     );
