@@ -17,10 +17,11 @@ import { ensureModels, label, message, servedId, type BuiltModel } from './model
 import { measureNodeStages, workerDecodeLimits } from './node-stages';
 import { NodeRuntimeProcess, type ChildCold, type ChildEnd, type NodeRuntime } from './node-runtimes';
 import { BLOCK, type BenchOptions } from './options';
+import { measureSplit } from './split';
 import { evaluateTargets, MEMORY_LIMIT_BYTES, PRICES, renderMarkdown, renderSummary } from './report';
 import { median, summarize, type Summary } from './stats';
-import type { BenchReport, ColdSample, EndToEnd, ModelResult, NodeRuntimeResult, SizeResult, ThroughputResult, WorkerdModelResult } from './types';
-import { ensureUploaded, snapshotWorker, throughput, WranglerDev, type Sample, type Stages } from './workerd';
+import type { BenchReport, SplitFigure, ColdSample, EndToEnd, ModelResult, NodeRuntimeResult, SizeResult, ThroughputResult, WorkerdModelResult } from './types';
+import { ensureUploaded, snapshotWorkers, throughput, WranglerDev, type Sample, type Stages, type WorkerConfigs } from './workerd';
 
 export const CONCURRENCY = [1, 4, 16] as const;
 /** The image of the inference figure, the cold path, the throughput test and the cost line. */
@@ -45,14 +46,14 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchResult> {
   // Per process: a quick test run and a full run may overlap, and each serves its own bundle.
   const snapshotDir = join(o.workDir, `worker-${process.pid}`);
   try {
-    const workerConfig = await snapshotWorker(snapshotDir);
-    return await measureAll(o, started, code, workerConfig, progress);
+    const workers = await snapshotWorkers(snapshotDir);
+    return await measureAll(o, started, code, workers, progress);
   } finally {
     await rm(snapshotDir, { recursive: true, force: true });
   }
 }
 
-async function measureAll(o: BenchOptions, started: number, code: string, workerConfig: string, progress: (line: string) => void): Promise<BenchResult> {
+async function measureAll(o: BenchOptions, started: number, code: string, workers: WorkerConfigs, progress: (line: string) => void): Promise<BenchResult> {
 
   const kernel = loadKernel();
   progress('inputs: test JPEGs (640x480, 1920x1080, 4032x3024 from test/fixtures/photos)');
@@ -82,11 +83,19 @@ async function measureAll(o: BenchOptions, started: number, code: string, worker
   }
   for (const id of [...new Set(built.map((m) => m.spec.id))]) {
     const group = built.filter((m) => m.spec.id === id).map((m) => ({ m, r: results.get(m)! }));
-    const e2e = await measureGroup(o, workerConfig, group, inputPath, small, primary, jpegs, progress);
+    const e2e = await measureGroup(o, workers.front, group, inputPath, small, primary, jpegs, progress);
     endToEnd = e2e ?? endToEnd;
   }
   const models = built.map((m) => results.get(m)!);
   models.forEach(finish);
+
+  let split: SplitFigure | null = null;
+  if (o.split) {
+    const spec = { id: o.split.id, variant: 'int8' as const };
+    const whole = built.find((m) => m.spec.id === spec.id && m.spec.variant === 'int8') ?? (await ensureModels(join(o.workDir, 'models'), [spec], () => calibrationTensors(kernel), progress)).built[0];
+    if (!whole) failures.push({ spec, stage: 'quantize', error: `figure 6: ${spec.id} int8 could not be built` });
+    else split = await measureSplit(o, workers, whole, o.split.stages, small.bytes, progress);
+  }
 
   const report: BenchReport = {
     meta: {
@@ -114,6 +123,7 @@ async function measureAll(o: BenchOptions, started: number, code: string, worker
     failures: failures.map((f) => ({ model: label(f.spec), stage: f.stage, error: f.error })),
     endToEnd,
     nodeStages,
+    split,
     targets: [],
   };
   report.targets = evaluateTargets(report);

@@ -20,6 +20,8 @@ export interface BenchOptions {
   coldRuns: number;
   /** Requests per concurrency level of the throughput test, at least 2 x the concurrency. */
   throughputRequests: number;
+  /** The int8 model of figure 6, served split in `stages` Workers and whole; null: skip it. */
+  split: { id: string; stages: number } | null;
   quick: boolean;
   /** Where report.md and report.json go. */
   outDir: string;
@@ -35,7 +37,15 @@ export interface BenchOptions {
 /** Warm requests and runs are measured in blocks of this many, the runtimes taking turns. */
 export const BLOCK = 5;
 
-export const USAGE = 'npm run bench -- [--quick] [--models resnet18v1,resnet50v1:int8] [--iterations N]';
+export const USAGE = 'npm run bench -- [--quick] [--models resnet18v1,resnet50v1:int8] [--iterations N] [--split resnet152v1:3|none]';
+
+/** `resnet152v1:3` (the id and its number of stages, 2 or 3: the stage Workers there are), or `none`. */
+export function parseSplit(value: string): BenchOptions['split'] {
+  if (value === 'none') return null;
+  const m = /^(resnet(?:18|34|50|101|152)v[12]):([23])$/.exec(value);
+  if (!m) throw new Error(`--split: "${value}" is not <zoo id>:<2|3> (e.g. resnet152v1:3) or none`);
+  return { id: m[1]!, stages: Number(m[2]) };
+}
 
 const DEFAULT_MODELS = ['resnet18v1', 'resnet50v1'];
 
@@ -64,6 +74,7 @@ export function parseCommandLine(argv: string[], defaults: Pick<BenchOptions, 'o
         quick: { type: 'boolean', default: false },
         models: { type: 'string' },
         iterations: { type: 'string' },
+        split: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -83,6 +94,7 @@ export function parseCommandLine(argv: string[], defaults: Pick<BenchOptions, 'o
     quick: values.quick,
     models: values.models !== undefined ? parseModels(values.models) : undefined,
     iterations,
+    ...(values.split !== undefined ? { split: parseSplit(values.split) } : {}),
     ...defaults,
   });
 }
@@ -102,6 +114,8 @@ export function benchOptions(o: Partial<BenchOptions> & Pick<BenchOptions, 'outD
     coldRuns: o.coldRuns ?? (quick ? 1 : 3),
     // At least 2 requests per slot in a full run; quick fills each of the 16 slots once.
     throughputRequests: o.throughputRequests ?? (quick ? iterations : Math.max(iterations, 32)),
+    // The deepest zoo model in three Workers; quick splits the ResNet-18 it builds anyway.
+    split: o.split !== undefined ? o.split : quick ? { id: 'resnet18v1', stages: 3 } : { id: 'resnet152v1', stages: 3 },
     outDir: o.outDir,
     workDir: o.workDir,
     persistTo: o.persistTo,

@@ -3,7 +3,7 @@
  * bench/report.md. Every number shown comes from the BenchReport of the same run.
  */
 import { median, type Summary } from './stats';
-import type { BenchReport, ModelResult, Target } from './types';
+import type { BenchReport, ModelResult, SplitFigure, Target } from './types';
 import { BLOCK } from './options';
 
 /**
@@ -129,6 +129,23 @@ export function evaluateTargets(r: BenchReport): Target[] {
     targets.push({ id: 'T6', goal: t6Goal, measured: `largest: ${worst.label}, wasm peak ${mib(worst.memory!.wasmHeapPeak)} + JS ${mib(Math.max(0, worst.memory!.jsHeapDelta))} (${int8Memory.map((m) => m.label).join(', ')})`, value: v, ...judge(v, MEMORY_LIMIT_BYTES, 'max', mib) });
   }
 
+  const sf = r.split;
+  const t6SplitGoal = `a model split across Workers: every isolate's onnxruntime heap fits ${mib(MEMORY_LIMIT_BYTES)}`;
+  if (sf) {
+    const perIsolate = largestSplitIsolate(sf);
+    if (perIsolate === null) targets.push(notMeasured('T6', t6SplitGoal, `${sf.model} split: no heap measured`));
+    else {
+      const whole = sf.nodeHeaps.find((h) => h.stage === -1);
+      targets.push({
+        id: 'T6',
+        goal: t6SplitGoal,
+        measured: `${sf.model} in ${sf.stages} Workers: largest isolate ${mib(perIsolate)} (workerd heap or ort-web peak + JS, whichever is larger)${whole ? `; whole model ${mib(whole.wasmHeapPeak + whole.jsHeapDelta)}` : ''}`,
+        value: perIsolate,
+        ...judge(perIsolate, MEMORY_LIMIT_BYTES, 'max', mib),
+      });
+    }
+  }
+
   const t7Goal = `ResNet-50 int8 cost < ${usd(PRICES.workersAiResnet50UsdPerMillionImages)} per million images (Workers CPU price; Workers AI's ResNet-50 price)`;
   const cost = resnet50Int8(r, (m) => m.cost !== null);
   if (!cost) targets.push(notMeasured('T7', t7Goal, 'no int8 model measured in workerd'));
@@ -137,6 +154,29 @@ export function evaluateTargets(r: BenchReport): Target[] {
     targets.push({ id: 'T7', goal: t7Goal, measured: `${cost.note}: ${ms(c.cpuMsPerImage)} CPU ms per 640x480 image x ${usd(PRICES.workersUsdPerMillionCpuMs)}/M CPU-ms`, value: c.usdPerMillion, ...judge(c.usdPerMillion, PRICES.workersAiResnet50UsdPerMillionImages, 'max', usd, true) });
   }
   return targets;
+}
+
+/** The largest of a split model's isolates, by either measurement (workerd's own, or ort-web's in Node + JS heap). */
+function largestSplitIsolate(sf: SplitFigure): number | null {
+  const values = [
+    ...sf.isolates.filter((i) => i.stage >= 0 && i.wasmHeapBytes > 0).map((i) => i.wasmHeapBytes),
+    ...sf.nodeHeaps.filter((h) => h.stage >= 0).map((h) => h.wasmHeapPeak + h.jsHeapDelta),
+  ];
+  return values.length ? Math.max(...values) : null;
+}
+
+function splitSummary(sf: SplitFigure): string {
+  const w = sf.warm;
+  const cold = (xs: Array<{ clientMs: number }>) => (xs.length ? ms(median(xs.map((x) => x.clientMs))) : 'n/a');
+  const largest = largestSplitIsolate(sf);
+  const whole = sf.nodeHeaps.find((h) => h.stage === -1);
+  return (
+    `Split model (figure 6): ${sf.model} in ${sf.stages} Workers (${sf.stageBytes.map((b) => mb(b)).join(' + ')}, handing over ${sf.handover.join(', ')}): ` +
+    `warm inference ${medP95(w.splitInference)} ms vs ${medP95(w.wholeInference)} ms whole (${ratio(sf.overhead)}); ` +
+    `cold first request ${cold(sf.cold.split)} vs ${cold(sf.cold.whole)} ms; ` +
+    `largest isolate ${largest === null ? 'n/a' : mib(largest)}${whole ? ` vs ${mib(whole.wasmHeapPeak + whole.jsHeapDelta)} whole` : ''}` +
+    (sf.errors.length ? `; errors: ${sf.errors.join('; ')}` : '')
+  );
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -191,6 +231,7 @@ export function renderSummary(r: BenchReport): string {
       '',
     );
   }
+  if (r.split) lines.push(splitSummary(r.split), '');
   lines.push(targetsTable(r));
   return lines.join('\n');
 }
@@ -409,7 +450,56 @@ export function renderMarkdown(r: BenchReport): string {
     '',
   );
 
+  const sf = r.split;
   out.push('## 5. Targets', '', targetsTable(r), '');
+  out.push('## 6. A model split across Workers', '');
+  if (!sf) out.push('Not measured (`--split none`).', '');
+  else {
+    const heapOf = (stage: number) => sf.isolates.find((i) => i.stage === stage)?.wasmHeapBytes;
+    out.push(
+      `${sf.model} cut into ${sf.stages} stages by \`models split\` (${sf.stageBytes.map((b) => mb(b)).join(' + ')}; hand-overs ${sf.handover.join(', ')}), ` +
+        'served by the front Worker (stage 1) and the stage Workers (wrangler.stage-*.toml) under one wrangler dev, against the same int8 file served whole by the front Worker alone ' +
+        '(locally memory is not capped, so the whole model runs too; deployed, it does not fit). ' +
+        `Warm: \`inference\` from Server-Timing (for the split model it includes the hops to the stage Workers), ms, median / p95 of ${N} requests each after ${m.warmup} warm-up, taking turns in blocks of ${BLOCK}, 640x480 JPEG. ` +
+        `Cold: first request in ${m.coldRuns} fresh wrangler dev(s) each; the split model loads stage 1 before the request and each later stage in its Worker on first use.`,
+      '',
+      table(
+        ['served as', 'warm inference', 'warm client', 'cold first request (client)', 'cold model + inference'],
+        (['split', 'whole'] as const).map((k) => {
+          const cold = sf.cold[k];
+          return [
+            k === 'split' ? `split, ${sf.stages} Workers` : 'whole, 1 Worker',
+            medP95(k === 'split' ? sf.warm.splitInference : sf.warm.wholeInference),
+            medP95(k === 'split' ? sf.warm.splitClient : sf.warm.wholeClient),
+            cold.length ? `${ms(median(cold.map((c) => c.clientMs)))} (${cold.map((c) => ms(c.clientMs)).join(', ')})` : 'n/a',
+            cold.length ? `${ms(median(cold.map((c) => c.model)))} + ${ms(median(cold.map((c) => c.inference)))}` : 'n/a',
+          ];
+        }),
+      ),
+      '',
+      `Split / whole warm inference: ${ratio(sf.overhead)}.`,
+      '',
+      "Memory per isolate: onnxruntime's wasm heap as each Worker reported it from inside workerd after the run (`X-Wasm-Heap-Bytes`, listed by `GET /models/<id>`), " +
+        'and onnxruntime-web in Node for the same file, a fresh process each (wasm peak + JS heap delta).',
+      '',
+      table(
+        ['isolate', 'file', 'workerd heap', 'ort-web peak + JS (Node)', 'fits 128 MiB'],
+        sf.nodeHeaps.map((h) => {
+          const workerd = heapOf(h.stage);
+          const worst = Math.max(workerd ?? 0, h.wasmHeapPeak + h.jsHeapDelta);
+          return [
+            h.stage === -1 ? 'whole model (1 Worker)' : h.stage === 0 ? 'stage 1: front Worker' : `stage ${h.stage + 1}: STAGE_${h.stage}`,
+            mb(h.bytes),
+            workerd ? mib(workerd) : 'n/a',
+            mib(h.wasmHeapPeak + h.jsHeapDelta),
+            worst <= MEMORY_LIMIT_BYTES ? 'yes' : `**no** (${pct(worst / MEMORY_LIMIT_BYTES - 1)} over)`,
+          ];
+        }),
+      ),
+      '',
+    );
+    if (sf.errors.length) out.push(...sf.errors.map((e) => `- error: ${e}`), '');
+  }
 
   const problems = [
     ...r.failures.map((f) => `- ${f.model}: ${f.stage} failed: ${f.error}`),

@@ -143,6 +143,25 @@ export interface Target {
   detail: string;
 }
 
+export interface SplitFigure {
+  /** The zoo model, int8, served split and whole. */
+  model: string;
+  stages: number;
+  stageBytes: number[];
+  /** The tensors handed from stage to stage, e.g. `uint8[Nx1024x14x14]`. */
+  handover: string[];
+  /** First request in fresh isolates: the split one loads each stage in its own Worker on first use. */
+  cold: Record<'split' | 'whole', Array<{ clientMs: number; model: number; inference: number }>>;
+  warm: { splitInference: Summary | null; wholeInference: Summary | null; splitClient: Summary | null; wholeClient: Summary | null };
+  /** Warm inference median, split / whole: the cost of the hops between Workers. */
+  overhead: number | null;
+  /** onnxruntime's heap as each Worker reported it from inside workerd (stage -1: the whole model's isolate). */
+  isolates: Array<{ stage: number; isolate: string; wasmHeapBytes: number }>;
+  /** onnxruntime-web in Node, a fresh process per stage (stage -1: the whole model). */
+  nodeHeaps: Array<{ stage: number; bytes: number; wasmHeapPeak: number; jsHeapDelta: number }>;
+  errors: string[];
+}
+
 export interface BenchReport {
   meta: Meta;
   prices: { workersUsdPerMillionCpuMs: number; workersUsdPerMillionRequests: number; workersAiResnet50UsdPerMillionImages: number; sources: string[] };
@@ -151,5 +170,6 @@ export interface BenchReport {
   failures: Array<{ model: string; stage: string; error: string }>;
   endToEnd: EndToEnd | null;
   nodeStages: NodeStageResult[];
+  split: SplitFigure | null;
   targets: Target[];
 }

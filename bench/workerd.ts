@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, run, uploadModel } from '../models/src/upload';
-import type { ModelManifest } from '../src/models/manifest';
+import { stageFile, type ModelManifest } from '../src/models/manifest';
 
 export interface Stages {
   model: number;
@@ -55,22 +55,36 @@ const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
  */
 export const PROXY_RESET = /Your worker restarted mid-request/;
 
+/** The Workers of a local deployment as wrangler dev runs them: the front, then the stage Workers. */
+export interface WorkerConfigs {
+  front: string;
+  /** Front + stage Workers, for split models. */
+  all: string[];
+}
+
+export const CONFIGS = ['wrangler.toml', 'wrangler.stage-1.toml', 'wrangler.stage-2.toml'];
+
 /**
- * Bundles the Worker once (as `npm run check:bundle` does) and writes a wrangler config that
- * serves that bundle unchanged. wrangler dev reloads the Worker whenever a source file changes,
+ * Bundles each Worker once (as `npm run check:bundle` does) and writes wrangler configs that
+ * serve those bundles unchanged. wrangler dev reloads a Worker whenever a source file changes,
  * and other people edit src/ while this runs: a reload would put a fresh isolate in the middle
- * of the warm figures and mix code versions in one report. Returns the config path.
+ * of the warm figures and mix code versions in one report.
  */
-export async function snapshotWorker(dir: string): Promise<string> {
-  const bundle = join(dir, 'bundle');
+export async function snapshotWorkers(dir: string): Promise<WorkerConfigs> {
   await rm(dir, { recursive: true, force: true });
-  await run(WRANGLER, ['deploy', '--dry-run', '--outdir', bundle]);
-  const config = await readFile(join(ROOT, 'wrangler.toml'), 'utf8');
-  if (!/^main = .*$/m.test(config)) throw new Error('wrangler.toml has no main = line to point at the bundle');
-  const snapshot = config.replace(/^main = .*$/m, 'main = "bundle/index.js"\nno_bundle = true\nfind_additional_modules = true');
-  const path = join(dir, 'wrangler.toml');
-  await writeFile(path, snapshot);
-  return path;
+  const paths: string[] = [];
+  for (const config of CONFIGS) {
+    const out = join(dir, config.replace(/\.toml$/, ''));
+    await run(WRANGLER, ['deploy', '--dry-run', '--config', join(ROOT, config), '--outdir', join(out, 'bundle')]);
+    const text = await readFile(join(ROOT, config), 'utf8');
+    if (!/^main = .*$/m.test(text)) throw new Error(`${config} has no main = line to point at the bundle`);
+    // wrangler names the bundle after the entry point (src/index.ts -> index.js, src/stage.ts -> stage.js).
+    const entry = /^main = "src\/(.*)\.ts"$/m.exec(text)?.[1] ?? 'index';
+    const path = join(out, 'wrangler.toml');
+    await writeFile(path, text.replace(/^main = .*$/m, `main = "bundle/${entry}.js"\nno_bundle = true\nfind_additional_modules = true`));
+    paths.push(path);
+  }
+  return { front: paths[0]!, all: paths };
 }
 
 export class WranglerDev {
@@ -199,25 +213,29 @@ export class WranglerDev {
 }
 
 /**
- * Uploads a model into the benchmark's local R2 under `servedId` (so both variants of a zoo
- * model live side by side), skipping the upload when that exact file is already there.
+ * Uploads a model (and its stages, when split) into the benchmark's local R2 under `servedId`
+ * (so that variants of a zoo model live side by side), skipping the upload when exactly those
+ * files are already there.
  */
 export async function ensureUploaded(persistTo: string, servedId: string, dir: string, manifest: ModelManifest): Promise<boolean> {
   const markers = join(persistTo, '.bench-uploaded');
   const marker = join(markers, `${servedId}.sha256`);
+  const content = [manifest.sha256, ...(manifest.stages ?? []).map((s) => s.sha256)].join(' ');
   try {
-    if ((await readFile(marker, 'utf8')) === manifest.sha256) return false;
+    if ((await readFile(marker, 'utf8')) === content) return false;
   } catch {
     // not uploaded yet
   }
   const staging = join(persistTo, '.bench-staging', servedId);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
-  await symlink(join(dir, 'model.onnx'), join(staging, 'model.onnx'));
+  for (const file of ['model.onnx', ...(manifest.stages ?? []).map((_, k) => stageFile(k))]) {
+    await symlink(join(dir, file), join(staging, file));
+  }
   await writeFile(join(staging, 'manifest.json'), JSON.stringify({ ...manifest, id: servedId }));
   await uploadModel(staging, { target: 'local', persistTo });
   await mkdir(markers, { recursive: true });
-  await writeFile(marker, manifest.sha256);
+  await writeFile(marker, content);
   await rm(staging, { recursive: true, force: true });
   return true;
 }

@@ -146,6 +146,33 @@ describe('npm run bench --quick', () => {
     }
   });
 
+  it('figure 6: a model split across three Workers against the same file whole, heap per isolate', () => {
+    const sf = report.split!;
+    expect(sf).toMatchObject({ model: 'resnet18v1 int8', stages: 3, errors: [] });
+    expect(sf.stageBytes).toHaveLength(3);
+    expect(sf.handover).toEqual([expect.stringMatching(/^uint8\[Nx\d+x\d+x\d+\]$/), expect.stringMatching(/^uint8\[/)]);
+    expectLatency(sf.warm.splitInference, 'split warm inference');
+    expectLatency(sf.warm.wholeInference, 'whole warm inference');
+    expectLatency(sf.warm.splitClient, 'split warm client');
+    positive(sf.overhead, 'split / whole');
+    for (const cold of [sf.cold.split, sf.cold.whole]) {
+      expect(cold).toHaveLength(report.meta.coldRuns);
+      for (const c of cold) positive(c.clientMs, 'cold client');
+    }
+    // Every isolate reported its own heap from inside workerd, and each stage's is smaller than the whole model's.
+    expect(sf.isolates.map((i) => [i.stage, i.isolate])).toEqual([[0, 'this'], [1, 'STAGE_1'], [2, 'STAGE_2'], [-1, 'whole model']]);
+    const whole = sf.isolates.find((i) => i.stage === -1)!.wasmHeapBytes;
+    for (const i of sf.isolates.filter((x) => x.stage >= 0)) {
+      expect(i.wasmHeapBytes).toBeGreaterThan(sf.stageBytes[i.stage]!);
+      expect(i.wasmHeapBytes).toBeLessThan(whole);
+    }
+    expect(sf.nodeHeaps.map((h) => h.stage)).toEqual([0, 1, 2, -1]);
+    const wholeNode = sf.nodeHeaps.at(-1)!.wasmHeapPeak;
+    for (const h of sf.nodeHeaps.slice(0, 3)) expect(h.wasmHeapPeak).toBeLessThan(wholeNode);
+    expect(markdown).toContain('## 6. A model split across Workers');
+    expect(result.summary).toContain('Split model (figure 6): resnet18v1 int8 in 3 Workers');
+  });
+
   it('targets T1-T7 are each PASS or MISS with a measured value, in the JSON and in report.md', () => {
     const ids = [...new Set(report.targets.map((t) => t.id))];
     expect(ids).toEqual(['T1', 'T2', 'T3', 'T4', 'T5', 'T6', 'T7']);
