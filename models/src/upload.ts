@@ -25,13 +25,11 @@ export interface UploadOptions {
 export async function uploadModel(dir: string, options: UploadOptions): Promise<ModelManifest> {
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
   const bucket = options.bucket ?? BUCKET;
-  // The model files in parallel (each put is a wrangler process), then the manifest.
-  await Promise.all([
-    wranglerPut(`${bucket}/${modelKey(manifest.id)}`, join(dir, 'model.onnx'), 'application/octet-stream', options),
-    ...(manifest.stages ?? []).map((_, k) =>
-      wranglerPut(`${bucket}/${stageKey(manifest.id, k)}`, join(dir, stageFile(k)), 'application/octet-stream', options),
-    ),
-  ]);
+  // One put at a time: concurrent wrangler processes on one local R2 folder fail now and then.
+  for (const [k] of (manifest.stages ?? []).entries()) {
+    await wranglerPut(`${bucket}/${stageKey(manifest.id, k)}`, join(dir, stageFile(k)), 'application/octet-stream', options);
+  }
+  await wranglerPut(`${bucket}/${modelKey(manifest.id)}`, join(dir, 'model.onnx'), 'application/octet-stream', options);
   await wranglerPut(`${bucket}/${manifestKey(manifest.id)}`, join(dir, 'manifest.json'), 'application/json', options);
   return manifest;
 }
