@@ -286,7 +286,9 @@ export function renderMarkdown(r: BenchReport): string {
     ),
     '',
     `Cold path, milliseconds. workerd: first \`/predict\` (640x480) in a fresh isolate (wrangler dev restarted), median of ${m.coldRuns} restart(s); ` +
-      '`model` is R2 read + sha256 + session creation (including onnxruntime initialisation), `inference` the first run before V8 tiered up. ' +
+      '`model` is R2 read + sha256 + session creation, `inference` the first run before V8 tiered up. ' +
+      'The Worker initialises onnxruntime and runs a tiny int8 ResNet at isolate start-up (`WARM_START`, src/onnx/session.ts `warmUp`), ' +
+      'so that work is in "wrangler dev start to ready", not in the first request; deployed, Cloudflare starts an isolate while the TLS handshake runs. ' +
       'Node: session creation (for ort-web including compiling ORT\'s 14 MB wasm) + first run in a fresh process (one sample).',
     '',
     table(

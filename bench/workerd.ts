@@ -113,9 +113,9 @@ export class WranglerDev {
   /** `configs`: the front Worker's config first, then any stage Workers' (one workerd, several Workers). */
   static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000): Promise<WranglerDev> {
     const port = await freePort();
+    // V8 runs with its defaults here: wrangler 4.86's own miniflare does not read
+    // MINIFLARE_WORKERD_V8_FLAGS (only the test pool's newer one does, see vitest.config.ts).
     const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false' };
-    // vitest.config.ts sets liftoff-only for the test pool's workerd; the benchmark wants V8's defaults.
-    delete env['MINIFLARE_WORKERD_V8_FLAGS'];
     const started = performance.now();
     const child = spawn(
       WRANGLER,

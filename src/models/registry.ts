@@ -10,7 +10,7 @@
  */
 import { getConfig } from '../config';
 import { ApiError, modelUnavailable, notFound } from '../errors';
-import { createSession, wasmHeapBytes, type Session } from '../onnx/session';
+import { createSession, warmUp, wasmHeapBytes, type Session } from '../onnx/session';
 import { chainSessions, remoteStage, stageBinding, type RemoteStage, type StageBindings } from '../stages/client';
 import { parseManifest } from './validate';
 import { MODEL_IDS, manifestKey, modelKey, stageKey, type ModelManifest } from './manifest';
@@ -245,3 +245,11 @@ export function registryFor(env: Env): ModelRegistry {
 
 /** onnxruntime's heap in this isolate, for the models routes (which do not reach into onnx/). */
 export const isolateHeapBytes = (): number | undefined => wasmHeapBytes();
+
+/**
+ * Warms onnxruntime up at isolate start-up (see `warmUp`), unless the Worker's `WARM_START`
+ * var is "false". Entry points await it in global scope, which Workers allow without I/O.
+ */
+export async function warmStart(env: { WARM_START?: string }): Promise<void> {
+  if (env.WARM_START !== 'false') await warmUp();
+}

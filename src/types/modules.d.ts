@@ -12,3 +12,9 @@ declare module '*.txt' {
   const text: string;
   export default text;
 }
+
+// Wrangler's Data rule.
+declare module '*.bin' {
+  const data: ArrayBuffer;
+  export default data;
+}
