@@ -32,7 +32,7 @@ function parseConfig(env: Env): Config {
     defaultModel: env.DEFAULT_MODEL || 'resnet18v1',
     maxBodyBytes: positiveInt('MAX_BODY_BYTES', env.MAX_BODY_BYTES, 20 * 1024 * 1024),
     maxPixels: positiveInt('MAX_PIXELS', env.MAX_PIXELS, 16_000_000),
-    maxDecodeMB: positiveInt('MAX_DECODE_MB', env.MAX_DECODE_MB, 512),
+    maxDecodeMB: positiveInt('MAX_DECODE_MB', env.MAX_DECODE_MB, 32),
     maxImages: positiveInt('MAX_IMAGES', env.MAX_IMAGES, 8),
     maxLoadedModels: positiveInt('MAX_LOADED_MODELS', env.MAX_LOADED_MODELS, 1),
     corsOrigins: (env.CORS_ORIGINS ?? '')

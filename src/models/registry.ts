@@ -99,10 +99,24 @@ export class ModelRegistry {
     return this.#use(id, () => this.#createModel(id), fn);
   }
 
-  /** As `use`, for the one stage of a split model that a stage Worker runs. */
-  useStage<T>(id: string, stage: number, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
+  /**
+   * As `use`, for the one stage of a split model that a stage Worker runs. `sha256` is the
+   * stage file the front Worker's manifest names: a session of another version (the model was
+   * uploaded again since this isolate loaded it) is replaced, and if the bucket still holds
+   * another version the call fails, so that stages of two versions are never chained.
+   */
+  useStage<T>(id: string, stage: number, sha256: string, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
     checkId(id);
-    return this.#use(`${id}/stage-${stage}`, () => this.#createStage(id, stage), fn);
+    const key = `${id}/stage-${stage}`;
+    const version = (m: LoadedModel) => m.manifest.stages?.[stage]?.sha256;
+    const entry = this.#entries.get(key);
+    if (entry?.loaded && version(entry.loaded) !== sha256) this.#retire(key, entry);
+    return this.#use(key, () => this.#createStage(id, stage), (loaded) => {
+      if (version(loaded) !== sha256) {
+        throw modelUnavailable(`model ${id}: stage ${stage} in the bucket is not the version the front Worker runs (upload in progress?)`);
+      }
+      return fn(loaded);
+    });
   }
 
   async #use<T>(key: string, create: () => Promise<LoadedModel>, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
@@ -196,12 +210,15 @@ export class ModelRegistry {
     const live = [...this.#entries.entries()]
       .filter(([, e]) => !e.retired)
       .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
-    for (const [id, entry] of live.slice(0, Math.max(0, live.length - this.maxLoaded + 1))) {
-      this.#entries.delete(id);
-      entry.retired = true;
-      if (entry.inFlight === 0) {
-        void entry.promise.then((m) => m.session.release()).catch(() => undefined);
-      }
+    for (const [key, entry] of live.slice(0, Math.max(0, live.length - this.maxLoaded + 1))) this.#retire(key, entry);
+  }
+
+  /** Forgets a session; it is released now, or by its last user (see `#use`). */
+  #retire(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    entry.retired = true;
+    if (entry.inFlight === 0) {
+      void entry.promise.then((m) => m.session.release()).catch(() => undefined);
     }
   }
 }

@@ -8,7 +8,7 @@ import { modelUnavailable } from '../errors';
 import type { StageManifest } from '../models/manifest';
 import type { Session } from '../onnx/session';
 import type { Tensor } from '../onnx/tensor';
-import { HEAP_HEADER, readTensor, tensorBody, tensorHeaders } from './wire';
+import { HEAP_HEADER, readTensor, tensorBody, tensorHeaders, VERSION_HEADER } from './wire';
 
 /** Service bindings by name (`STAGE_1`, ...), as the Worker's env has them. */
 export type StageBindings = (binding: string) => Fetcher | undefined;
@@ -39,7 +39,11 @@ export function remoteStage(fetcher: Fetcher, modelId: string, stage: number, sp
       let res: Response;
       try {
         // The host is never resolved: a service binding delivers to its Worker whatever the URL.
-        res = await fetcher.fetch(`https://stage${stagePath(modelId, stage)}`, { method: 'POST', headers: tensorHeaders(input), body: tensorBody(input) });
+        res = await fetcher.fetch(`https://stage${stagePath(modelId, stage)}`, {
+          method: 'POST',
+          headers: { ...tensorHeaders(input), [VERSION_HEADER]: spec.sha256 },
+          body: tensorBody(input),
+        });
       } catch (err) {
         throw modelUnavailable(`${culprit} is unreachable: ${err instanceof Error ? err.message : String(err)}`, err);
       }

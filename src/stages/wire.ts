@@ -9,6 +9,8 @@ import { BYTES_PER_ELEMENT, elementCount, type Tensor } from '../onnx/tensor';
 
 export const TYPE_HEADER = 'X-Tensor-Type';
 export const DIMS_HEADER = 'X-Tensor-Dims';
+/** The sha256 of the stage file the caller's manifest names: stages of two versions never chain. */
+export const VERSION_HEADER = 'X-Stage-Sha256';
 /** A stage reports its isolate's onnxruntime heap with every answer (see wasmHeapBytes). */
 export const HEAP_HEADER = 'X-Wasm-Heap-Bytes';
 

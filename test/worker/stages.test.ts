@@ -117,17 +117,30 @@ describe('split models: deployment errors are 503s that name the culprit', () =>
   });
 });
 
+type Spec = { sha256: string; input: { type: string; shape: Array<number | string> } };
+const stagesOf = async (model: string): Promise<Spec[]> =>
+  JSON.parse(new TextDecoder().decode(await fixture(`models/out/test/${model}/int8/manifest.json`))).stages;
+const tensorOf = (stage: Spec, batch: number) => {
+  const dims = [batch, ...(stage.input.shape.slice(1) as number[])];
+  return {
+    method: 'POST',
+    headers: { 'X-Tensor-Type': stage.input.type, 'X-Tensor-Dims': dims.join(','), 'X-Stage-Sha256': stage.sha256 },
+    body: new Uint8Array(dims.reduce((a, b) => a * b, 1) * (stage.input.type === 'uint8' ? 1 : 4)),
+  };
+};
+
 describe('the stage Worker refuses what is not its stage', () => {
+  let stage: Spec;
   const tensor = (type: string, dims: number[], bytes: number) => ({
     method: 'POST',
-    headers: { 'X-Tensor-Type': type, 'X-Tensor-Dims': dims.join(',') },
+    headers: { 'X-Tensor-Type': type, 'X-Tensor-Dims': dims.join(','), 'X-Stage-Sha256': stage.sha256 },
     body: new Uint8Array(bytes),
   });
-  let spec: { type: string; shape: Array<number | string> };
+  let spec: Spec['input'];
 
   beforeAll(async () => {
-    const manifest = JSON.parse(new TextDecoder().decode(await fixture('models/out/test/resnet101v1/int8/manifest.json')));
-    spec = manifest.stages[1].input;
+    stage = (await stagesOf('resnet101v1'))[1]!;
+    spec = stage.input;
   });
   const dims = (batch: number) => [batch, ...(spec.shape.slice(1) as number[])];
   const size = (batch: number) => dims(batch).reduce((a, b) => a * b, 1);
@@ -145,11 +158,24 @@ describe('the stage Worker refuses what is not its stage', () => {
     ['the wrong shape', () => tensor('uint8', [1, 3, 224, 224], 3 * 224 * 224), /dims \[1,3,224,224\], expected/],
     ['a batch over MAX_IMAGES', () => tensor('uint8', dims(9), size(9)), /batch of at most 8/],
     ['a body of the wrong length', () => tensor('uint8', dims(1), size(1) - 1), /bytes, dims .* need/],
-    ['no tensor headers', () => ({ method: 'POST', body: 'x' }), /type missing/],
+    ['no tensor headers', () => ({ method: 'POST', headers: { 'X-Stage-Sha256': stage.sha256 }, body: 'x' }), /type missing/],
   ])('400 for %s', async (_, init, message) => {
     const res = await stageCall('/models/resnet101v1/stages/1', init() as RequestInit);
     expect(res.status).toBe(400);
     expect(((await res.json()) as ErrorAnswer).message).toMatch(message);
+  });
+
+  it('400 without the stage version; 503 for a version the bucket does not hold', async () => {
+    const unversioned = tensor(spec.type, dims(1), size(1));
+    delete (unversioned.headers as Record<string, string>)['X-Stage-Sha256'];
+    const res = await stageCall('/models/resnet101v1/stages/1', unversioned);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorAnswer).message).toMatch(/X-Stage-Sha256 is missing/);
+    const stale = tensor(spec.type, dims(1), size(1));
+    (stale.headers as Record<string, string>)['X-Stage-Sha256'] = '0'.repeat(64);
+    const res2 = await stageCall('/models/resnet101v1/stages/1', stale);
+    expect(res2.status).toBe(503);
+    expect(((await res2.json()) as ErrorAnswer).message).toMatch(/stage 1 in the bucket is not the version the front Worker runs/);
   });
 
   it('404 for a stage the model does not have, an unknown model or route', async () => {
@@ -157,5 +183,20 @@ describe('the stage Worker refuses what is not its stage', () => {
       const res = await stageCall(path, tensor('uint8', dims(1), size(1)));
       expect(res.status, path).toBe(404);
     }
+  });
+});
+
+describe('a split model uploaded again', () => {
+  it('is reloaded by a stage Worker when the front asks for the new version', async () => {
+    const worker = stageWorker();
+    const [v1, v2] = [(await stagesOf('resnet101v1'))[1]!, (await stagesOf('resnet50v2'))[1]!];
+    await seedModel('resnet101v1/int8', 'resnet152v2');
+    expect((await worker.fetch('https://stage/models/resnet152v2/stages/1', tensorOf(v1, 1))).status).toBe(200);
+    // Another model under the same id: its stage 1 takes another tensor, and only it may run now.
+    await seedModel('resnet50v2/int8', 'resnet152v2');
+    const res = await worker.fetch('https://stage/models/resnet152v2/stages/1', tensorOf(v2, 1));
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(res.headers.get('X-Tensor-Type')).toBe('float32');
+    expect((await worker.fetch('https://stage/models/resnet152v2/stages/1', tensorOf(v1, 1))).status).toBe(503);
   });
 });
