@@ -72,12 +72,14 @@ export class NodeRuntimeProcess {
     warmup: number,
     disablePrepacking = false,
     inputDims?: readonly number[],
+    /** Extra node/V8 flags, e.g. --wasm-enforce-bounds-checks (bench/bounds-checks.ts). */
+    nodeFlags: readonly string[] = [],
   ): Promise<{ process: NodeRuntimeProcess; cold: ChildCold }> {
     const prepacking = disablePrepacking ? 'no-prepacking' : 'prepacking';
     const args = [join(ROOT, 'bench/node-child.ts'), runtime, modelPath, inputPath, String(warmup), prepacking, ...(inputDims ? [inputDims.join(',')] : [])];
     const child = spawn(
       process.execPath,
-      ['--expose-gc', '--import', 'tsx', ...args],
+      ['--expose-gc', ...nodeFlags, '--import', 'tsx', ...args],
       { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     const p = new NodeRuntimeProcess(runtime, child);
