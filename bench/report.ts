@@ -453,7 +453,14 @@ export function renderMarkdown(r: BenchReport): string {
   );
 
   const sf = r.split;
-  out.push('## 5. Targets', '', targetsTable(r), '');
+  out.push(
+    '## 5. Targets',
+    '',
+    targetsTable(r),
+    '',
+    'What was tried for the targets that miss, and the measured cause of the workerd / Node gap (`npx tsx bench/bounds-checks.ts`): README.md, Performance, Notes.',
+    '',
+  );
   out.push('## 6. A model split across Workers', '');
   if (!sf) out.push('Not measured (`--split none`).', '');
   else {
