@@ -18,8 +18,7 @@ import { MODEL_IDS, manifestKey, modelKey, stageKey, type ModelManifest } from '
 export interface LoadedModel {
   manifest: ModelManifest;
   session: Session;
-  /** The stage this isolate runs: 0 and `remote` the others for a split model's front, k in a stage Worker. */
-  stage?: number;
+  /** For a split model in the front Worker: its later stages, each in its own Worker. */
   remote?: RemoteStage[];
   /** Milliseconds spent reading from R2, verifying and creating the session. */
   loadMs: number;
@@ -168,7 +167,7 @@ export class ModelRegistry {
       return remoteStage(fetcher, id, i + 1, spec);
     });
     const first = await this.#session(id, stageKey(id, 0), 'stage 0', manifest.stages[0]!);
-    return { manifest, session: chainSessions([first, ...remote]), stage: 0, remote, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
+    return { manifest, session: chainSessions([first, ...remote]), remote, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
   }
 
   async #createStage(id: string, stage: number): Promise<LoadedModel> {
@@ -177,7 +176,7 @@ export class ModelRegistry {
     const spec = manifest.stages?.[stage];
     if (!spec) throw notFound(`model ${id} has no stage ${stage}`);
     const session = await this.#session(id, stageKey(id, stage), `stage ${stage}`, spec);
-    return { manifest, session, stage, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
+    return { manifest, session, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
   }
 
   /** Reads one model file from R2, checks it against its manifest entry and makes a session of it. */
