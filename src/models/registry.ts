@@ -267,5 +267,11 @@ export const isolateHeapBytes = (): number | undefined => wasmHeapBytes();
  * var is "false". Entry points await it in global scope, which Workers allow without I/O.
  */
 export async function warmStart(env: { WARM_START?: string }): Promise<void> {
-  if (env.WARM_START !== 'false') await warmUp();
+  if (env.WARM_START === 'false') return;
+  try {
+    await warmUp();
+  } catch (err) {
+    // A Worker that cannot warm up can still serve: the first request initialises onnxruntime.
+    console.error('warm start failed:', err);
+  }
 }

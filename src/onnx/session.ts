@@ -113,14 +113,14 @@ let warmedUp: Promise<void> | undefined;
 export function warmUp(): Promise<void> {
   warmedUp ??= (async () => {
     const session = await createOrtSession(new Uint8Array(warmupModel), SESSION_OPTIONS);
+    const input = new ort.Tensor('float32', new Float32Array(3 * 224 * 224), [1, 3, 224, 224]);
     try {
-      const input = new ort.Tensor('float32', new Float32Array(3 * 224 * 224), [1, 3, 224, 224]);
       for (let i = 0; i < 2; i++) {
         const outputs = await session.run({ [session.inputNames[0]!]: input });
         for (const output of Object.values(outputs)) output.dispose();
       }
-      input.dispose();
     } finally {
+      input.dispose();
       await session.release();
     }
   })();
