@@ -4,8 +4,9 @@
  * one (--remote). Wrangler does the transfer, so credentials and endpoints stay wrangler's.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { manifestKey, modelKey, stageFile, stageKey, type ModelManifest } from '../../src/models/manifest';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -25,19 +26,25 @@ export interface UploadOptions {
 export async function uploadModel(dir: string, options: UploadOptions): Promise<ModelManifest> {
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
   const bucket = options.bucket ?? BUCKET;
-  // One put at a time: concurrent wrangler processes on one local R2 folder fail now and then.
-  for (const [k] of (manifest.stages ?? []).entries()) {
-    await wranglerPut(`${bucket}/${stageKey(manifest.id, k)}`, join(dir, stageFile(k)), 'application/octet-stream', options);
+  const files = [
+    { key: modelKey(manifest.id), file: join(dir, 'model.onnx') },
+    ...(manifest.stages ?? []).map((_, k) => ({ key: stageKey(manifest.id, k), file: join(dir, stageFile(k)) })),
+  ];
+  // One wrangler process for all model files (each process costs seconds to start), one object
+  // at a time: concurrent writers into one local R2 folder failed now and then.
+  const list = join(await mkdtemp(join(tmpdir(), 'edge-resnet-upload-')), 'files.json');
+  try {
+    await writeFile(list, JSON.stringify(files));
+    await wrangler(['r2', 'bulk', 'put', bucket, '--filename', list, '--content-type', 'application/octet-stream', '--concurrency', '1'], options);
+  } finally {
+    await rm(dirname(list), { recursive: true, force: true });
   }
-  await wranglerPut(`${bucket}/${modelKey(manifest.id)}`, join(dir, 'model.onnx'), 'application/octet-stream', options);
-  await wranglerPut(`${bucket}/${manifestKey(manifest.id)}`, join(dir, 'manifest.json'), 'application/json', options);
+  await wrangler(['r2', 'object', 'put', `${bucket}/${manifestKey(manifest.id)}`, '--file', join(dir, 'manifest.json'), '--content-type', 'application/json'], options);
   return manifest;
 }
 
-function wranglerPut(objectPath: string, file: string, contentType: string, options: UploadOptions): Promise<void> {
-  const args = ['wrangler', 'r2', 'object', 'put', objectPath, '--file', file, '--content-type', contentType, `--${options.target}`];
-  if (options.persistTo) args.push('--persist-to', options.persistTo);
-  return run('npx', args);
+function wrangler(args: string[], options: UploadOptions): Promise<void> {
+  return run('npx', ['wrangler', ...args, `--${options.target}`, ...(options.persistTo ? ['--persist-to', options.persistTo] : [])]);
 }
 
 export function run(command: string, args: string[]): Promise<void> {
