@@ -21,7 +21,7 @@ import { measureSplit } from './split';
 import { evaluateTargets, MEMORY_LIMIT_BYTES, PRICES, renderMarkdown, renderSummary } from './report';
 import { median, summarize, type Summary } from './stats';
 import type { BenchReport, SplitFigure, ColdSample, EndToEnd, ModelResult, NodeRuntimeResult, SizeResult, ThroughputResult, WorkerdModelResult } from './types';
-import { ensureUploaded, snapshotWorkers, throughput, WranglerDev, type Sample, type Stages, type WorkerConfigs } from './workerd';
+import { ensureUploaded, snapshotWorkers, stagesOf, throughput, WranglerDev, type Sample, type Stages, type WorkerConfigs } from './workerd';
 
 export const CONCURRENCY = [1, 4, 16] as const;
 /** The image of the inference figure, the cold path, the throughput test and the cost line. */
@@ -169,11 +169,6 @@ function finish(r: ModelResult): void {
 
 /** CPU ms per image x price per CPU-ms x a million images. */
 export const usdPerMillion = (cpuMs: number): number => cpuMs * PRICES.workersUsdPerMillionCpuMs;
-
-function stagesOf(s: Sample, what: string): Stages {
-  if (s.status !== 200 || !s.stages) throw new Error(`${what}: HTTP ${s.status}${s.error ? `: ${s.error}` : ''}`);
-  return s.stages;
-}
 
 interface Lane {
   m: BuiltModel;

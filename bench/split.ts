@@ -14,7 +14,7 @@ import { servedId, type BuiltModel } from './models';
 import { BLOCK, type BenchOptions } from './options';
 import { summarize } from './stats';
 import type { SplitFigure } from './types';
-import { ensureUploaded, WranglerDev, type Sample, type WorkerConfigs } from './workerd';
+import { ensureUploaded, stagesOf, WranglerDev, type Sample, type WorkerConfigs } from './workerd';
 
 /**
  * The int8 model in `<dir>-split-<N>/`: model.onnx linked, stages written by `splitOne`, so the
@@ -45,11 +45,6 @@ interface Lane {
   warm: Sample[];
 }
 
-function ok(s: Sample, what: string): Sample & { stages: NonNullable<Sample['stages']> } {
-  if (s.status !== 200 || !s.stages) throw new Error(`${what}: HTTP ${s.status}${s.error ? `: ${s.error}` : ''}`);
-  return s as Sample & { stages: NonNullable<Sample['stages']> };
-}
-
 export async function measureSplit(
   o: BenchOptions,
   workers: WorkerConfigs,
@@ -77,16 +72,21 @@ export async function measureSplit(
         progress(`${label} ${lane.name}: cold path ${run}/${o.coldRuns} (fresh wrangler dev: ${[lane.configs].flat().length} Worker(s))`);
         await lane.dev?.stop();
         lane.dev = await WranglerDev.start(lane.configs, o.persistTo);
-        const first = ok(await lane.dev.predict(lane.id, jpeg), `${lane.name} cold request`);
-        lane.cold.push({ clientMs: first.clientMs, model: first.stages.model, inference: first.stages.inference });
+        const first = await lane.dev.predict(lane.id, jpeg);
+        const stages = stagesOf(first, `${lane.name} cold request`);
+        lane.cold.push({ clientMs: first.clientMs, model: stages.model, inference: stages.inference });
       }
       progress(`${label} ${lane.name}: warm-up, ${o.warmup} requests`);
-      for (let i = 0; i < o.warmup; i++) ok(await lane.dev!.predictRetrying(lane.id, jpeg), `${lane.name} warm-up`);
+      for (let i = 0; i < o.warmup; i++) stagesOf(await lane.dev!.predictRetrying(lane.id, jpeg), `${lane.name} warm-up`);
     }
     progress(`${label}: split and whole, ${o.iterations} warm requests each, taking turns in blocks of ${BLOCK}`);
     for (let done = 0; done < o.iterations; done += BLOCK) {
       for (const lane of lanes) {
-        for (let i = 0; i < Math.min(BLOCK, o.iterations - done); i++) lane.warm.push(ok(await lane.dev!.predictRetrying(lane.id, jpeg), `${lane.name} warm request`));
+        for (let i = 0; i < Math.min(BLOCK, o.iterations - done); i++) {
+          const s = await lane.dev!.predictRetrying(lane.id, jpeg);
+          stagesOf(s, `${lane.name} warm request`);
+          lane.warm.push(s);
+        }
       }
     }
     // Each stage Worker reports its own heap with every answer; the front lists them.

@@ -44,6 +44,12 @@ export function parseServerTiming(header: string | null): Stages | undefined {
   return { model: model!, decode: decode!, preprocess: preprocess!, inference: inference!, total: total! };
 }
 
+/** The stage timings of a successful answer; anything else throws, naming the request. */
+export function stagesOf(s: Sample, what: string): Stages {
+  if (s.status !== 200 || !s.stages) throw new Error(`${what}: HTTP ${s.status}${s.error ? `: ${s.error}` : ''}`);
+  return s.stages;
+}
+
 const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
 
 /**

@@ -97,12 +97,12 @@ export function chooseCuts(cuts: readonly Cut[], totalBytes: number, stages: num
 export async function splitModel(bytes: Uint8Array, stages: number): Promise<SplitResult> {
   const model = decodeModel(bytes);
   const g = graphOf(model);
-  if (g.input.filter((v) => !g.initializer.some((t) => t.name === v.name)).length !== 1 || g.output.length !== 1) {
-    throw new Error('split: expects a model with one input and one output');
-  }
+  const initializers = new Set(g.initializer.map((t) => t.name));
+  const inputs = g.input.filter((v) => !initializers.has(v.name));
+  if (inputs.length !== 1 || g.output.length !== 1) throw new Error('split: expects a model with one input and one output');
   const { cuts, totalBytes } = findCuts(model);
   const chosen = chooseCuts(cuts, totalBytes, stages);
-  const input = g.input.find((v) => !g.initializer.some((t) => t.name === v.name))!;
+  const input = inputs[0]!;
   const output = g.output[0]!;
   const batch = dimsOf(input)[0] ?? 'N';
   const probe = await probeTensors(bytes, input, batch, chosen.map((c) => c.tensor));
