@@ -45,3 +45,14 @@ export interface ImageInfo {
   /** EXIF orientation 1..8 (1 when absent or unreadable). */
   orientation: number;
 }
+
+/**
+ * Where a streaming decoder puts its pixels: RGB rows (3 bytes a pixel, stored orientation),
+ * top to bottom, each row exactly once, in calls of one or more whole rows. Lets a decoder
+ * hand rows straight to the resize instead of holding the whole image (see collectRows for
+ * the sink that does hold it).
+ */
+export interface RowSink {
+  /** `rows` holds `count` rows of `width * 3` bytes, the first being row `y0`; valid only during the call. */
+  write(rows: Uint8Array, y0: number, count: number): void;
+}
