@@ -125,16 +125,32 @@ SYNTHETIC = [
 ]
 
 
+REDUCED = [
+    # name, full width, full height, scale, seed, why: the source is `pattern` at the reduced
+    # size ceil(full / scale), resized with the full image's geometry through Pillow's box.
+    ("reduced-773x512-s2", 773, 512, 2, 15, "1/2 of an odd width: box 386.5 px wide over 387 pixels"),
+    ("reduced-4032x3024-s4", 4032, 3024, 4, 16, "12 MP at 1/4: 1008x756 resampled as 4032x3024"),
+    ("reduced-1001x1999-s8", 1001, 1999, 8, 17, "1/8 below the target size: the box upscales"),
+    ("reduced-1535x1025-s2", 1535, 1025, 2, 18, "both sides odd at 1/2"),
+]
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def golden(img, spec):
+def golden(img, spec, full=None):
+    """`full` = (width, height, scale): img is that image decoded at 1/scale."""
     w, h = img.size
-    rw, rh = resized_size(w, h, spec["resizeShorter"])
-    # torchvision returns the image untouched when the size already matches; Pillow's resize
-    # would be an exact copy anyway.
-    resized = img if (rw, rh) == (w, h) else img.resize((rw, rh), Image.BILINEAR)
+    if full:
+        fw, fh, scale = full
+        rw, rh = resized_size(fw, fh, spec["resizeShorter"])
+        resized = img.resize((rw, rh), Image.BILINEAR, box=(0, 0, fw / scale, fh / scale))
+    else:
+        rw, rh = resized_size(w, h, spec["resizeShorter"])
+        # torchvision returns the image untouched when the size already matches; Pillow's
+        # resize would be an exact copy anyway.
+        resized = img if (rw, rh) == (w, h) else img.resize((rw, rh), Image.BILINEAR)
     crop, _ = center_crop(resized, spec["cropHeight"], spec["cropWidth"])
     assert crop.size == (spec["cropWidth"], spec["cropHeight"]), crop.size
     return crop.tobytes(), (rw, rh), crop_offset(rw, rh, spec["cropHeight"], spec["cropWidth"])
@@ -183,6 +199,23 @@ def main():
             "source": {"kind": "pattern", "seed": seed, "sha256": sha256(raw)},
             "width": w, "height": h,
             "spec": spec, "resized": list(resized), "offset": list(offset),
+            "golden": name + ".u8", "sha256": sha256(data),
+            "why": why,
+        })
+
+    for name, fw, fh, scale, seed, why in REDUCED:
+        w, h = -(-fw // scale), -(-fh // scale)
+        raw = pattern(w, h, seed)
+        img = Image.frombytes("RGB", (w, h), raw)
+        data, resized, offset = golden(img, IMAGENET, (fw, fh, scale))
+        with open(os.path.join(OUT, name + ".u8"), "wb") as f:
+            f.write(data)
+        cases.append({
+            "name": name,
+            "source": {"kind": "pattern", "seed": seed, "sha256": sha256(raw)},
+            "width": w, "height": h,
+            "reduction": {"fullWidth": fw, "fullHeight": fh, "scale": scale},
+            "spec": IMAGENET, "resized": list(resized), "offset": list(offset),
             "golden": name + ".u8", "sha256": sha256(data),
             "why": why,
         })

@@ -15,6 +15,20 @@ import type { PreprocessSpec, RgbImage } from './types.js';
 /** Pillow's PRECISION_BITS for 8-bit images: 32 - 8 bits of result - 2 bits of headroom. */
 export const PRECISION_BITS = 22;
 
+/**
+ * `img` is an image of `fullWidth` x `fullHeight` decoded at 1/scale (a JPEG's DCT scaling):
+ * its pixel j stands for the full image's pixels [j * scale, (j + 1) * scale), so it is
+ * ceil(fullWidth / scale) wide. The resize then follows the full image's geometry (resized
+ * size, crop window) and samples the reduced pixels at the positions the full ones map to, as
+ * Pillow's `resize(size, box=(0, 0, fullWidth / scale, fullHeight / scale))` does after
+ * `draft()`. Both sizes are upright, like `img`.
+ */
+export interface Reduction {
+  fullWidth: number;
+  fullHeight: number;
+  scale: number;
+}
+
 export interface Geometry {
   /** Size after torchvision's Resize(resizeShorter). */
   resizedWidth: number;
@@ -39,9 +53,10 @@ function checkPositiveInt(name: string, v: number): void {
 }
 
 /** Throws on anything the resampler cannot take, so both implementations reject the same input. */
-export function validate(img: RgbImage, spec: PreprocessSpec): void {
+export function validate(img: RgbImage, spec: PreprocessSpec, reduction?: Reduction): void {
   checkPositiveInt('image width', img.width);
   checkPositiveInt('image height', img.height);
+  if (reduction) checkReduction(img.width, img.height, reduction);
   checkPositiveInt('resizeShorter', spec.resizeShorter);
   checkPositiveInt('cropWidth', spec.cropWidth);
   checkPositiveInt('cropHeight', spec.cropHeight);
@@ -56,6 +71,18 @@ export function validate(img: RgbImage, spec: PreprocessSpec): void {
     if (m === undefined || s === undefined || !Number.isFinite(m) || !Number.isFinite(s) || s === 0) {
       throw new RangeError('preprocess: mean and std need 3 finite values, std non-zero');
     }
+  }
+}
+
+/** The reduced size must be what decoding the full size at 1/scale gives. */
+export function checkReduction(width: number, height: number, r: Reduction): void {
+  checkPositiveInt('full width', r.fullWidth);
+  checkPositiveInt('full height', r.fullHeight);
+  checkPositiveInt('scale', r.scale);
+  if (Math.ceil(r.fullWidth / r.scale) !== width || Math.ceil(r.fullHeight / r.scale) !== height) {
+    throw new RangeError(
+      `preprocess: ${width}x${height} is not ${r.fullWidth}x${r.fullHeight} at 1/${r.scale}`,
+    );
   }
 }
 
@@ -99,11 +126,12 @@ function bilinearFilter(x: number): number {
 
 /**
  * Pillow's precompute_coeffs + normalize_coeffs_8bpc for output indices [start, start + len)
- * of a resize from inSize to outSize (box = whole image). The double arithmetic is done in the
+ * of a resize from inSize to outSize, with the box [0, boxSize) of the input (the whole image
+ * unless the input is a reduced decode, see Reduction). The double arithmetic is done in the
  * same order as the C code so the rounded integers agree exactly.
  */
-export function precomputeCoeffs(inSize: number, outSize: number, start: number, len: number): Coefficients {
-  const scale = inSize / outSize;
+export function precomputeCoeffs(inSize: number, outSize: number, start: number, len: number, boxSize = inSize): Coefficients {
+  const scale = boxSize / outSize;
   const filterscale = scale < 1 ? 1 : scale;
   const support = 1.0 * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
@@ -144,13 +172,14 @@ function clip8(acc: number): number {
 }
 
 /** Resize + center crop as 8-bit HWC RGB (cropHeight x cropWidth x 3): the tensor before ToTensor. */
-export function resizeCropU8(img: RgbImage, spec: PreprocessSpec): Uint8Array {
-  validate(img, spec);
-  const g = computeGeometry(img.width, img.height, spec);
+export function resizeCropU8(img: RgbImage, spec: PreprocessSpec, reduction?: Reduction): Uint8Array {
+  validate(img, spec, reduction);
+  const full = reduction ?? { fullWidth: img.width, fullHeight: img.height, scale: 1 };
+  const g = computeGeometry(full.fullWidth, full.fullHeight, spec);
   const cw = g.cropWidth;
   const ch = g.cropHeight;
-  const horiz = precomputeCoeffs(img.width, g.resizedWidth, g.left, cw);
-  const vert = precomputeCoeffs(img.height, g.resizedHeight, g.top, ch);
+  const horiz = precomputeCoeffs(img.width, g.resizedWidth, g.left, cw, full.fullWidth / full.scale);
+  const vert = precomputeCoeffs(img.height, g.resizedHeight, g.top, ch, full.fullHeight / full.scale);
 
   // Source rows the surviving output rows read; bounds are monotone, padded rows have count 0.
   let rowFirst = Number.MAX_SAFE_INTEGER;
@@ -237,9 +266,9 @@ function checkOut(out: Float32Array, offset: number, n: number): void {
 }
 
 /** Whole pipeline: 3 * cropHeight * cropWidth float32 values, CHW, written into `out` at `offset`. */
-export function preprocessReference(img: RgbImage, spec: PreprocessSpec, out: Float32Array, offset = 0): void {
-  validate(img, spec);
+export function preprocessReference(img: RgbImage, spec: PreprocessSpec, out: Float32Array, offset = 0, reduction?: Reduction): void {
+  validate(img, spec, reduction);
   checkOut(out, offset, 3 * spec.cropHeight * spec.cropWidth);
-  const u8 = resizeCropU8(img, spec);
+  const u8 = resizeCropU8(img, spec, reduction);
   normalizeU8(u8, spec.cropHeight, spec.cropWidth, spec, out, offset);
 }

@@ -33,6 +33,8 @@ interface GoldenCase {
   spec: { resizeShorter: number; cropHeight: number; cropWidth: number };
   resized: [number, number];
   offset: [number, number];
+  /** Present when the source is the reduced decode of a larger image. */
+  reduction?: { fullWidth: number; fullHeight: number; scale: number };
   golden: string;
   why: string;
 }
@@ -129,7 +131,7 @@ describe('geometry', () => {
 
   it('matches torchvision on every golden case', () => {
     for (const c of index.cases) {
-      const g = computeGeometry(c.width, c.height, withNorm(c.spec));
+      const g = computeGeometry(c.reduction?.fullWidth ?? c.width, c.reduction?.fullHeight ?? c.height, withNorm(c.spec));
       expect([g.resizedWidth, g.resizedHeight, g.left, g.top], c.name).toEqual([...c.resized, ...c.offset]);
     }
   });
@@ -143,7 +145,7 @@ describe('reference vs Pillow golden', () => {
       const img = loadSource(c);
       expect(createHash('sha256').update(img.data).digest('hex'), 'source bytes').toBe(c.source.sha256);
       const golden = new Uint8Array(readFileSync(GOLDEN + c.golden));
-      const u8 = resizeCropU8(img, withNorm(c.spec));
+      const u8 = resizeCropU8(img, withNorm(c.spec), c.reduction);
       const d = maxAbsDiff(u8, golden);
       diffs[c.name] = d;
       expect(d).toBeLessThanOrEqual(1);
@@ -164,8 +166,8 @@ describe('kernel vs reference', () => {
       const n = tensorSize(spec);
       const ref = new Float32Array(n);
       const got = new Float32Array(n);
-      preprocessReference(img, spec, ref);
-      kernel.run(img, spec, got, 0);
+      preprocessReference(img, spec, ref, 0, c.reduction);
+      kernel.run(img, spec, got, 0, c.reduction);
       const d = maxAbsDiff(got, ref);
       worst = Math.max(worst, d);
       expect(d, c.name).toBeLessThanOrEqual(1e-6);
@@ -207,6 +209,60 @@ describe('kernel vs reference', () => {
       expect(d, `${width}x${height} ${JSON.stringify(spec)}`).toBeLessThanOrEqual(1e-6);
     }
     console.log(`kernel vs reference on ${cases} random cases: max |diff| = ${worst}`);
+  });
+
+  it('is bit-identical on random reduced decodes (any scale, odd full sizes)', () => {
+    const rand = prng(20261202);
+    for (let t = 0; t < 60; t++) {
+      const scale = [1, 2, 4, 8][t % 4] as number;
+      const fullWidth = 1 + Math.floor(rand() * 2500);
+      const fullHeight = 1 + Math.floor(rand() * 2500);
+      const reduction = { fullWidth, fullHeight, scale };
+      const img = randomImage(rand, Math.ceil(fullWidth / scale), Math.ceil(fullHeight / scale));
+      const n = tensorSize(IMAGENET_PREPROCESS);
+      const ref = new Float32Array(n);
+      const got = new Float32Array(n);
+      preprocessReference(img, IMAGENET_PREPROCESS, ref, 0, reduction);
+      kernel.run(img, IMAGENET_PREPROCESS, got, 0, reduction);
+      expect(maxAbsDiff(got, ref), JSON.stringify(reduction)).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
+  it('streams: rows written in any grouping give the same output, unused rows are skipped', () => {
+    const rand = prng(99);
+    for (let t = 0; t < 12; t++) {
+      const img = randomImage(rand, 1 + Math.floor(rand() * 900), 1 + Math.floor(rand() * 900));
+      const n = tensorSize(IMAGENET_PREPROCESS);
+      const whole = new Float32Array(n);
+      kernel.run(img, IMAGENET_PREPROCESS, whole, 0);
+      const streamed = new Float32Array(n);
+      const job = kernel.begin(img.width, img.height, IMAGENET_PREPROCESS);
+      const rowBytes = img.width * 3;
+      for (let y = 0; y < img.height; ) {
+        const count = Math.min(img.height - y, 1 + Math.floor(rand() * 40));
+        // A fresh buffer each call, as a decoder's reused row band would be.
+        job.write(img.data.slice(y * rowBytes, (y + count) * rowBytes), y, count);
+        y += count;
+      }
+      job.finish(streamed, 0);
+      expect(maxAbsDiff(streamed, whole)).toBe(0);
+    }
+  });
+
+  it('refuses rows out of order, a short image, and a job abandoned for another', () => {
+    const img = randomImage(prng(5), 300, 400);
+    const rowBytes = img.width * 3;
+    const out = new Float32Array(tensorSize(IMAGENET_PREPROCESS));
+    const skip = kernel.begin(300, 400, IMAGENET_PREPROCESS);
+    skip.write(img.data.subarray(0, rowBytes), 0, 1);
+    expect(() => skip.write(img.data.subarray(2 * rowBytes, 3 * rowBytes), 2, 1)).toThrow(/out of order/);
+    const short = kernel.begin(300, 400, IMAGENET_PREPROCESS);
+    short.write(img.data.subarray(0, 100 * rowBytes), 0, 100);
+    expect(() => short.finish(out, 0)).toThrow(/ended at row 100/);
+    const first = kernel.begin(300, 400, IMAGENET_PREPROCESS);
+    kernel.begin(300, 400, IMAGENET_PREPROCESS);
+    expect(() => first.write(img.data, 0, 400)).toThrow(/another image/);
+    expect(() => kernel.begin(300, 400, IMAGENET_PREPROCESS, { fullWidth: 1200, fullHeight: 1600, scale: 2 })).toThrow(/is not 1200x1600 at 1\/2/);
   });
 
   it('is bit-identical on a 12 MP photo-sized input (many input chunks)', () => {

@@ -13,6 +13,13 @@ export interface KernelImage {
   readonly data: Uint8Array;
 }
 
+/** The image is a 1/scale decode of fullWidth x fullHeight (see src/preprocess/reference.ts's Reduction). */
+export interface KernelReduction {
+  readonly fullWidth: number;
+  readonly fullHeight: number;
+  readonly scale: number;
+}
+
 export interface KernelSpec {
   readonly resizeShorter: number;
   readonly cropHeight: number;
@@ -59,6 +66,7 @@ function checkPositiveInt(name: string, v: number): void {
 
 export class PreprocessKernel {
   private readonly paramsPtr: number;
+  private generation = 0;
 
   private constructor(private readonly k: KernelExports) {
     this.paramsPtr = k.params();
@@ -94,19 +102,38 @@ export class PreprocessKernel {
 
   /**
    * Resize (shorter side, Pillow-exact bilinear), center crop, normalize: writes
-   * 3 * cropHeight * cropWidth float32 values, CHW, into `out` at `offset`.
+   * 3 * cropHeight * cropWidth float32 values, CHW, into `out` at `offset`. With `reduction`,
+   * `img` is a 1/scale decode of a larger image and is resized with that image's geometry.
    */
-  run(img: KernelImage, spec: KernelSpec, out: Float32Array, offset: number): void {
-    checkPositiveInt('image width', img.width);
-    checkPositiveInt('image height', img.height);
-    checkPositiveInt('resizeShorter', spec.resizeShorter);
-    checkPositiveInt('cropWidth', spec.cropWidth);
-    checkPositiveInt('cropHeight', spec.cropHeight);
+  run(img: KernelImage, spec: KernelSpec, out: Float32Array, offset: number, reduction?: KernelReduction): void {
     const rowBytes = img.width * 3;
     if (img.data.length !== rowBytes * img.height) {
       throw new RangeError(
         `preprocess: expected ${rowBytes * img.height} RGB bytes for ${img.width}x${img.height}, got ${img.data.length}`,
       );
+    }
+    const job = this.begin(img.width, img.height, spec, reduction);
+    job.write(img.data, 0, img.height);
+    job.finish(out, offset);
+  }
+
+  /**
+   * Starts one image whose rows will arrive in order (a streaming decoder's output): only the
+   * rows the crop needs are kept, a chunk at a time, so the image never has to exist whole.
+   * One job at a time per kernel: beginning another abandons this one.
+   */
+  begin(width: number, height: number, spec: KernelSpec, reduction?: KernelReduction): KernelJob {
+    checkPositiveInt('image width', width);
+    checkPositiveInt('image height', height);
+    checkPositiveInt('resizeShorter', spec.resizeShorter);
+    checkPositiveInt('cropWidth', spec.cropWidth);
+    checkPositiveInt('cropHeight', spec.cropHeight);
+    const full = reduction ?? { fullWidth: width, fullHeight: height, scale: 1 };
+    checkPositiveInt('full width', full.fullWidth);
+    checkPositiveInt('full height', full.fullHeight);
+    checkPositiveInt('scale', full.scale);
+    if (Math.ceil(full.fullWidth / full.scale) !== width || Math.ceil(full.fullHeight / full.scale) !== height) {
+      throw new RangeError(`preprocess: ${width}x${height} is not ${full.fullWidth}x${full.fullHeight} at 1/${full.scale}`);
     }
     const mean = spec.mean;
     const std = spec.std;
@@ -117,15 +144,11 @@ export class PreprocessKernel {
         throw new RangeError('preprocess: mean and std need 3 finite values, std non-zero');
       }
     }
-    const n = 3 * spec.cropHeight * spec.cropWidth;
-    if (!Number.isInteger(offset) || offset < 0 || offset + n > out.length) {
-      throw new RangeError(`preprocess: output needs ${n} floats at offset ${offset}, tensor has ${out.length}`);
-    }
 
     const k = this.k;
-    const status = k.plan(img.width, img.height, spec.resizeShorter, spec.cropWidth, spec.cropHeight);
+    const status = k.plan(width, height, spec.resizeShorter, spec.cropWidth, spec.cropHeight, full.fullWidth, full.fullHeight, full.scale);
     if (status !== 0) {
-      throw new RangeError(`preprocess: ${img.width}x${img.height} with this spec is too large for the kernel`);
+      throw new RangeError(`preprocess: ${width}x${height} with this spec is too large for the kernel`);
     }
     let p = new Int32Array(k.memory.buffer, this.paramsPtr, PARAM_SLOTS);
     const end = p[P_END] as number;
@@ -141,19 +164,94 @@ export class PreprocessKernel {
       f[P_STD + c] = std[c] as number;
     }
     k.prepare();
-
     const rowFirst = p[P_ROW_FIRST] as number;
-    const rowEnd = rowFirst + (p[P_ROW_COUNT] as number);
-    const chunkRows = p[P_CHUNK_ROWS] as number;
-    const inputPtr = p[P_INPUT_PTR] as number;
-    const outputPtr = p[P_OUTPUT_PTR] as number;
-    const heap = new Uint8Array(k.memory.buffer);
-    for (let r = rowFirst; r < rowEnd; r += chunkRows) {
-      const rows = Math.min(chunkRows, rowEnd - r);
-      heap.set(img.data.subarray(r * rowBytes, (r + rows) * rowBytes), inputPtr);
-      k.horizontal(r, rows);
+    return new KernelJob(this.k, ++this.generation, () => this.generation, {
+      width,
+      rowFirst,
+      rowEnd: rowFirst + (p[P_ROW_COUNT] as number),
+      chunkRows: p[P_CHUNK_ROWS] as number,
+      inputPtr: p[P_INPUT_PTR] as number,
+      outputPtr: p[P_OUTPUT_PTR] as number,
+      outputLength: 3 * spec.cropHeight * spec.cropWidth,
+    });
+  }
+}
+
+interface JobLayout {
+  width: number;
+  rowFirst: number;
+  rowEnd: number;
+  chunkRows: number;
+  inputPtr: number;
+  outputPtr: number;
+  outputLength: number;
+}
+
+/**
+ * One image in flight (see PreprocessKernel.begin). `write` takes rows in order, as a
+ * streaming decoder produces them (it fits src/image's RowSink); rows outside the crop's
+ * source band are skipped without a copy. `finish` runs the vertical pass once every needed
+ * row has arrived.
+ */
+export class KernelJob {
+  /** Next source row expected. */
+  private next = 0;
+  /** Rows of the current chunk already copied in, starting at row `chunkStart`. */
+  private chunkStart: number;
+  private chunkFill = 0;
+  private done = false;
+
+  constructor(
+    private readonly k: KernelExports,
+    private readonly generation: number,
+    private readonly current: () => number,
+    private readonly layout: JobLayout,
+  ) {
+    this.chunkStart = layout.rowFirst;
+  }
+
+  write(rows: Uint8Array, y0: number, count: number): void {
+    this.check();
+    const L = this.layout;
+    const rowBytes = L.width * 3;
+    if (y0 !== this.next || !Number.isInteger(count) || count < 0 || rows.length < count * rowBytes) {
+      throw new RangeError(`preprocess: rows ${y0}..${y0 + count} arrive out of order or short (expected row ${this.next})`);
     }
-    k.vertical();
-    out.set(new Float32Array(k.memory.buffer, outputPtr, n), offset);
+    this.next += count;
+    // The part of these rows the crop reads.
+    const from = Math.max(y0, L.rowFirst);
+    const to = Math.min(y0 + count, L.rowEnd);
+    for (let y = from; y < to; ) {
+      const n = Math.min(to - y, L.chunkRows - this.chunkFill);
+      // Memory may have grown (another image) since begin(); take the buffer afresh.
+      const heap = new Uint8Array(this.k.memory.buffer);
+      heap.set(rows.subarray((y - y0) * rowBytes, (y - y0 + n) * rowBytes), L.inputPtr + this.chunkFill * rowBytes);
+      this.chunkFill += n;
+      y += n;
+      if (this.chunkFill === L.chunkRows || this.chunkStart + this.chunkFill === L.rowEnd) this.flush();
+    }
+  }
+
+  finish(out: Float32Array, offset: number): void {
+    this.check();
+    const L = this.layout;
+    if (!Number.isInteger(offset) || offset < 0 || offset + L.outputLength > out.length) {
+      throw new RangeError(`preprocess: output needs ${L.outputLength} floats at offset ${offset}, tensor has ${out.length}`);
+    }
+    if (this.next < L.rowEnd) throw new RangeError(`preprocess: image ended at row ${this.next}, the crop needs rows up to ${L.rowEnd}`);
+    this.done = true;
+    this.k.vertical();
+    out.set(new Float32Array(this.k.memory.buffer, L.outputPtr, L.outputLength), offset);
+  }
+
+  private flush(): void {
+    if (this.chunkFill > 0) this.k.horizontal(this.chunkStart, this.chunkFill);
+    this.chunkStart += this.chunkFill;
+    this.chunkFill = 0;
+  }
+
+  private check(): void {
+    if (this.done) throw new Error('preprocess: job already finished');
+    if (this.current() !== this.generation) throw new Error('preprocess: another image was started on this kernel');
   }
 }

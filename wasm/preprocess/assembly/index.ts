@@ -28,6 +28,10 @@ const P_CHUNK_ROWS: usize = 13;
 const P_INPUT_PTR: usize = 14;
 const P_OUTPUT_PTR: usize = 15;
 const P_END: usize = 16;
+// The full image that the source is a 1/scale decode of (see plan()).
+const P_FULL_W: usize = 17;
+const P_FULL_H: usize = 18;
+const P_SCALE: usize = 19;
 // Written by the binding (f32 slots): mean R,G,B at 20..22, std R,G,B at 24..26.
 const P_MEAN: usize = 20;
 const P_STD: usize = 24;
@@ -89,8 +93,8 @@ function cropOrigin(size: i32, crop: i32): i32 {
   return q;
 }
 
-function ksizeOf(inSize: i32, outSize: i32): i32 {
-  let scale = <f64>inSize / <f64>outSize;
+function ksizeOf(boxSize: f64, outSize: i32): i32 {
+  let scale = boxSize / <f64>outSize;
   let support = scale < 1.0 ? 1.0 : scale;
   return <i32>Math.ceil(support) * 2 + 1;
 }
@@ -98,34 +102,46 @@ function ksizeOf(inSize: i32, outSize: i32): i32 {
 /**
  * Geometry and memory layout for one image; returns 0, or ERR_* (nothing is written to memory
  * beyond the parameter block, so the binding can grow memory to P_END afterwards).
+ *
+ * The source (srcW x srcH) may be a fullW x fullH image decoded at 1/scale, srcW =
+ * ceil(fullW / scale): the geometry is then the full image's, and the filters sample the box
+ * [0, fullW / scale) x [0, fullH / scale) of the source, as Pillow's resize(box=...) does.
+ * A plain image is fullW = srcW, fullH = srcH, scale = 1.
  */
-export function plan(srcW: i32, srcH: i32, resizeShorter: i32, cropW: i32, cropH: i32): i32 {
+export function plan(
+  srcW: i32, srcH: i32, resizeShorter: i32, cropW: i32, cropH: i32,
+  fullW: i32, fullH: i32, scale: i32,
+): i32 {
   if (srcW < 1 || srcH < 1 || resizeShorter < 1 || cropW < 1 || cropH < 1) return ERR_ARGS;
-  let short = srcW <= srcH ? srcW : srcH;
-  let long = srcW <= srcH ? srcH : srcW;
+  if (fullW < 1 || fullH < 1 || scale < 1) return ERR_ARGS;
+  if ((fullW + scale - 1) / scale != srcW || (fullH + scale - 1) / scale != srcH) return ERR_ARGS;
+  let boxW = <f64>fullW / <f64>scale;
+  let boxH = <f64>fullH / <f64>scale;
+  let short = fullW <= fullH ? fullW : fullH;
+  let long = fullW <= fullH ? fullH : fullW;
   // torchvision: int(size * long / short) with Python floats.
   let newLong64 = <i64>Math.trunc(<f64>resizeShorter * <f64>long / <f64>short);
   if (newLong64 > 0x7fffffff) return ERR_TOO_LARGE;
   let newLong = <i32>newLong64;
-  let rw = srcW <= srcH ? resizeShorter : newLong;
-  let rh = srcW <= srcH ? newLong : resizeShorter;
+  let rw = fullW <= fullH ? resizeShorter : newLong;
+  let rh = fullW <= fullH ? newLong : resizeShorter;
   let left = cropOrigin(rw, cropW);
   let top = cropOrigin(rh, cropH);
 
-  let ksizeH = ksizeOf(srcW, rw);
-  let ksizeV = ksizeOf(srcH, rh);
+  let ksizeH = ksizeOf(boxW, rw);
+  let ksizeV = ksizeOf(boxH, rh);
   let kPad = (ksizeH + 3) & ~3;
 
   // Source rows read by the surviving output rows, from the same bounds formula as coeffs().
-  let scale = <f64>srcH / <f64>rh;
-  let support = scale < 1.0 ? 1.0 : scale;
+  let vScale = boxH / <f64>rh;
+  let support = vScale < 1.0 ? 1.0 : vScale;
   let y0 = max(top, 0);
   let y1 = min(top + cropH, rh) - 1;
   let rowFirst = 0;
   let rowCount = 0;
   if (y0 <= y1) {
-    let c0 = (<f64>y0 + 0.5) * scale;
-    let c1 = (<f64>y1 + 0.5) * scale;
+    let c0 = (<f64>y0 + 0.5) * vScale;
+    let c1 = (<f64>y1 + 0.5) * vScale;
     rowFirst = max(<i32>(c0 - support + 0.5), 0);
     let rowEnd = min(<i32>(c1 + support + 0.5), srcH);
     rowCount = rowEnd - rowFirst;
@@ -173,6 +189,9 @@ export function plan(srcW: i32, srcH: i32, resizeShorter: i32, cropW: i32, cropH
   setI(P_INPUT_PTR, <i32>ip);
   setI(P_OUTPUT_PTR, <i32>op);
   setI(P_END, <i32>p);
+  setI(P_FULL_W, fullW);
+  setI(P_FULL_H, fullH);
+  setI(P_SCALE, scale);
   hBounds = <usize>hb;
   hCoef = <usize>hc;
   vBounds = <usize>vb;
@@ -186,15 +205,16 @@ export function plan(srcW: i32, srcH: i32, resizeShorter: i32, cropW: i32, cropH
 
 /**
  * Pillow's precompute_coeffs + normalize_coeffs_8bpc for output indices [start, start + len),
- * same double operations in the same order. Indices outside [0, outSize) get no taps, which
- * yields 0 after rounding: torchvision's zero padding. `stride` is the weight row length in
- * i32s; `lanes` = 3 repeats each weight per RGB byte for the horizontal pass.
+ * box [0, boxSize) of an inSize input, same double operations in the same order. Indices
+ * outside [0, outSize) get no taps, which yields 0 after rounding: torchvision's zero padding.
+ * `stride` is the weight row length in i32s; `lanes` = 3 repeats each weight per RGB byte for
+ * the horizontal pass.
  */
 function coeffs(
-  inSize: i32, outSize: i32, start: i32, len: i32,
+  inSize: i32, boxSize: f64, outSize: i32, start: i32, len: i32,
   bounds: usize, weights: usize, stride: i32, lanes: i32,
 ): void {
-  let scale = <f64>inSize / <f64>outSize;
+  let scale = boxSize / <f64>outSize;
   let filterscale = scale < 1.0 ? 1.0 : scale;
   let support = 1.0 * filterscale;
   let ss = 1.0 / filterscale;
@@ -238,8 +258,11 @@ function coeffs(
 
 /** Fills the coefficient tables of the current plan (memory must already reach P_END). */
 export function prepare(): void {
-  coeffs(getI(P_SRC_W), getI(P_RESIZED_W), getI(P_LEFT), getI(P_CROP_W), hBounds, hCoef, kPadH * 3, 3);
-  coeffs(getI(P_SRC_H), getI(P_RESIZED_H), getI(P_TOP), getI(P_CROP_H), vBounds, vCoef, getI(P_KSIZE_V), 1);
+  let scale = <f64>getI(P_SCALE);
+  let boxW = <f64>getI(P_FULL_W) / scale;
+  let boxH = <f64>getI(P_FULL_H) / scale;
+  coeffs(getI(P_SRC_W), boxW, getI(P_RESIZED_W), getI(P_LEFT), getI(P_CROP_W), hBounds, hCoef, kPadH * 3, 3);
+  coeffs(getI(P_SRC_H), boxH, getI(P_RESIZED_H), getI(P_TOP), getI(P_CROP_H), vBounds, vCoef, getI(P_KSIZE_V), 1);
 }
 
 /**
