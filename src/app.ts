@@ -1,9 +1,11 @@
 import { Hono, type MiddlewareHandler } from 'hono';
+import { admissionFor, type Admitted } from './admission';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { getConfig, type Config } from './config';
 import { ApiError, errorResponse, notFound, tooLarge } from './errors';
 import { apiKey } from './middleware/auth';
+import { isolateHeapBytes } from './models/registry';
 import { modelRoutes } from './routes/models';
 import { pingRoutes } from './routes/ping';
 import { predictRoutes } from './routes/predict';
@@ -19,8 +21,10 @@ const METHODS: Array<[path: string, allow: string]> = [
   ['/:model/predict', 'POST'],
 ];
 
+type AppEnv = { Bindings: Env; Variables: Admitted };
+
 export function createApp() {
-  const app = new Hono<{ Bindings: Env }>();
+  const app = new Hono<AppEnv>();
 
   app.use(
     '*',
@@ -35,7 +39,7 @@ export function createApp() {
   );
   // Health checks stay open so load balancers need no secret.
   app.use('*', async (c, next) => (c.req.path === '/ping' ? next() : auth(c, next)));
-  app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict'], limitBody);
+  app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict'], limitBody, admit);
 
   app.route('/', pingRoutes);
   app.route('/', modelRoutes);
@@ -59,9 +63,33 @@ export function createApp() {
 
 const auth = apiKey({ key: (c) => getConfig(c.env).apiKey });
 
+/**
+ * A slot among MAX_IN_FLIGHT before any work (reading the body included), or a fast 503 with
+ * Retry-After; the slot is held until the answer is ready. Routes find the isolate's
+ * Admission (for decode memory) and the request's deadline in the context.
+ */
+const admit: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const config = getConfig(c.env);
+  const deadline = Date.now() + config.requestTimeoutMs;
+  const admission = admissionFor(config, () => ({
+    maxInFlight: config.maxInFlight,
+    budgetBytes: config.memoryBudgetMB * 1024 * 1024,
+    waitMs: config.admissionWaitMs,
+    baseline: () => isolateHeapBytes() ?? 0,
+  }));
+  const release = await admission.enter(deadline);
+  c.set('admission', admission);
+  c.set('deadline', deadline);
+  try {
+    await next();
+  } finally {
+    release();
+  }
+};
+
 /** The body limit comes from the environment, so the middleware is made once per config. */
 const bodyLimits = new WeakMap<Config, MiddlewareHandler>();
-const limitBody: MiddlewareHandler<{ Bindings: Env }> = (c, next) => {
+const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
   const config = getConfig(c.env);
   let limit = bodyLimits.get(config);
   if (!limit) {

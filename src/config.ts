@@ -11,6 +11,16 @@ export interface Config {
   maxImages: number;
   /** Most sessions kept alive in one isolate; the least recently used idle one is released. */
   maxLoadedModels: number;
+  /** Requests in flight per isolate (admission control, src/admission). */
+  maxInFlight: number;
+  /** Model heap + reserved decode memory must stay under this, in MiB. */
+  memoryBudgetMB: number;
+  /** Longest wait for a request slot or decode memory before a 503 overloaded. */
+  admissionWaitMs: number;
+  /** Longest a request waits in all for a slot, memory and its model's session. */
+  requestTimeoutMs: number;
+  /** Longest one call to a split model's stage Worker may take. */
+  stageTimeoutMs: number;
   corsOrigins: string[];
   /** When undefined, requests need no key. */
   apiKey: string | undefined;
@@ -35,6 +45,11 @@ function parseConfig(env: Env): Config {
     maxDecodeMB: positiveInt('MAX_DECODE_MB', env.MAX_DECODE_MB, 32),
     maxImages: positiveInt('MAX_IMAGES', env.MAX_IMAGES, 8),
     maxLoadedModels: positiveInt('MAX_LOADED_MODELS', env.MAX_LOADED_MODELS, 1),
+    maxInFlight: positiveInt('MAX_IN_FLIGHT', env.MAX_IN_FLIGHT, 8),
+    memoryBudgetMB: positiveInt('MEMORY_BUDGET_MB', env.MEMORY_BUDGET_MB, 116),
+    admissionWaitMs: positiveInt('ADMISSION_WAIT_MS', env.ADMISSION_WAIT_MS, 2000),
+    requestTimeoutMs: positiveInt('REQUEST_TIMEOUT_MS', env.REQUEST_TIMEOUT_MS, 20_000),
+    stageTimeoutMs: positiveInt('STAGE_TIMEOUT_MS', env.STAGE_TIMEOUT_MS, 10_000),
     corsOrigins: (env.CORS_ORIGINS ?? '')
       .split(',')
       .map((s) => s.trim())

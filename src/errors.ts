@@ -16,6 +16,7 @@ export type ErrorType =
   | 'unsupported_media_type'
   | 'unprocessable_image'
   | 'model_unavailable'
+  | 'overloaded'
   | 'internal';
 
 const STATUS: Record<ErrorType, ContentfulStatusCode> = {
@@ -27,16 +28,20 @@ const STATUS: Record<ErrorType, ContentfulStatusCode> = {
   unsupported_media_type: 415,
   unprocessable_image: 422,
   model_unavailable: 503,
+  overloaded: 503,
   internal: 500,
 };
 
 export class ApiError extends HTTPException {
   readonly type: ErrorType;
+  /** Seconds for a Retry-After header: set on errors that go away by themselves (overload). */
+  readonly retryAfter: number | undefined;
 
-  constructor(type: ErrorType, message: string, options?: { cause?: unknown }) {
+  constructor(type: ErrorType, message: string, options?: { cause?: unknown; retryAfter?: number }) {
     super(STATUS[type], { message, cause: options?.cause });
     this.type = type;
     this.name = 'ApiError';
+    this.retryAfter = options?.retryAfter;
   }
 
   toJSON(): { code: number; type: ErrorType; message: string } {
@@ -56,7 +61,10 @@ export const modelUnavailable = (message: string, cause?: unknown) =>
 
 /** The `onError` of every app here: ApiErrors as their JSON, anything else as an opaque 500. */
 export function errorResponse(err: Error, c: Context): Response {
-  if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
+  if (err instanceof ApiError) {
+    if (err.retryAfter !== undefined) c.header('Retry-After', String(err.retryAfter));
+    return c.json(err.toJSON(), err.status);
+  }
   // Anything else is our bug: log it, and tell the caller nothing about internals.
   console.error(`${c.req.method} ${c.req.path}:`, err);
   return c.json({ code: 500, type: 'internal', message: 'internal error' }, 500);

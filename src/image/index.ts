@@ -75,6 +75,19 @@ export function decodeImage(bytes: Uint8Array, limits: DecodeLimits): RgbImage {
 }
 
 /**
+ * Bytes the decoder will take for this upload (what admission control reserves). Interim
+ * figures of the decoders in use: the scaled JPEG path holds its planes and the RGB output,
+ * jpeg-js ~13-20 bytes a pixel, PNG ~9.
+ */
+export function decodeMemoryBytes(bytes: Uint8Array, limits: DecodeLimits): number {
+  const header = readHeader(bytes);
+  const pixels = header.width * header.height;
+  if (header.format === 'png') return pixels * 9;
+  const denom = jpegScaleFor(header.width, header.height, limits.minShorterSide);
+  return denom > 1 ? Math.ceil(pixels / (denom * denom)) * 6 : pixels * 20;
+}
+
+/**
  * Largest JPEG scale 1/8, 1/4, 1/2 whose decoded shorter side, ceil(side / denom), is still
  * at least `minShorterSide`; 1 when none is (or no minimum was asked for). Orientation does
  * not matter: it swaps the sides, not the shorter one's length.

@@ -8,6 +8,7 @@
  * chains it with the later stages in their own Workers (src/stages/client.ts). A stage Worker
  * asks for its one stage with `useStage`.
  */
+import { withDeadline } from '../admission';
 import { getConfig } from '../config';
 import { ApiError, modelUnavailable, notFound } from '../errors';
 import { createSession, warmUp, wasmHeapBytes, type Session } from '../onnx/session';
@@ -46,6 +47,9 @@ export class ModelRegistry {
     private readonly bucket: R2Bucket,
     private readonly maxLoaded: number,
     private readonly bindings: StageBindings = () => undefined,
+    private readonly stageTimeoutMs = 10_000,
+    /** A load (R2 read, checks, session) taking longer is abandoned, so the next request retries. */
+    private readonly loadTimeoutMs = Infinity,
   ) {}
 
   /** Reads a model's manifest from R2: 404 for ids we have never heard of, 503 for zoo ids not uploaded. */
@@ -93,9 +97,9 @@ export class ModelRegistry {
    * Runs `fn` with the model's session, loading it first if needed. The session is not
    * released by eviction while `fn` runs.
    */
-  use<T>(id: string, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
+  use<T>(id: string, fn: (model: LoadedModel) => Promise<T>, options: { deadlineMs?: number } = {}): Promise<T> {
     checkId(id);
-    return this.#use(id, () => this.#createModel(id), fn);
+    return this.#use(id, () => this.#createModel(id), fn, options.deadlineMs);
   }
 
   /**
@@ -118,7 +122,7 @@ export class ModelRegistry {
     });
   }
 
-  async #use<T>(key: string, create: () => Promise<LoadedModel>, fn: (model: LoadedModel) => Promise<T>): Promise<T> {
+  async #use<T>(key: string, create: () => Promise<LoadedModel>, fn: (model: LoadedModel) => Promise<T>, deadlineMs = Infinity): Promise<T> {
     let entry = this.#entries.get(key);
     if (!entry || entry.retired) {
       entry = this.#load(key, create);
@@ -126,7 +130,9 @@ export class ModelRegistry {
     entry.inFlight++;
     entry.lastUsed = Date.now();
     try {
-      return await fn(await entry.promise);
+      // A session another request is creating may take long (a cold R2 read, a stuck stage):
+      // this request stops waiting at its deadline; the load itself goes on for the others.
+      return await fn(await withDeadline(entry.promise, deadlineMs, `model ${key}`));
     } finally {
       entry.inFlight--;
       if (entry.retired && entry.inFlight === 0) void entry.loaded?.session.release();
@@ -136,7 +142,7 @@ export class ModelRegistry {
   #load(key: string, create: () => Promise<LoadedModel>): Entry {
     this.#evict();
     const entry: Entry = { promise: undefined as never, inFlight: 0, lastUsed: Date.now(), retired: false };
-    entry.promise = create().then(
+    entry.promise = this.#bounded(key, create()).then(
       (loaded) => {
         entry.loaded = loaded;
         return loaded;
@@ -149,6 +155,31 @@ export class ModelRegistry {
     );
     this.#entries.set(key, entry);
     return entry;
+  }
+
+  /**
+   * `loading`, or a 503 once it has taken loadTimeoutMs: a read from R2 that never ends must
+   * not pin a forever-pending promise in the registry. A session that still arrives after
+   * that is released at once, so its heap is not leaked.
+   */
+  #bounded(key: string, loading: Promise<LoadedModel>): Promise<LoadedModel> {
+    if (this.loadTimeoutMs === Infinity) return loading;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let late = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        reject(modelUnavailable(`model ${key}: loading took longer than ${this.loadTimeoutMs} ms (R2 read or session creation stuck); the next request tries again`));
+      }, this.loadTimeoutMs);
+    });
+    void loading.then(
+      (m) => {
+        clearTimeout(timer);
+        if (late) void m.session.release();
+      },
+      () => clearTimeout(timer),
+    );
+    return Promise.race([loading, timeout]);
   }
 
   async #createModel(id: string): Promise<LoadedModel> {
@@ -164,7 +195,7 @@ export class ModelRegistry {
       if (!fetcher) {
         throw modelUnavailable(`model ${id} runs in ${manifest.stages!.length} stages and needs the service binding ${stageBinding(i + 1)} (see README, Deploying)`);
       }
-      return remoteStage(fetcher, id, i + 1, spec);
+      return remoteStage(fetcher, id, i + 1, spec, this.stageTimeoutMs);
     });
     const first = await this.#session(id, stageKey(id, 0), 'stage 0', manifest.stages[0]!);
     return { manifest, session: chainSessions([first, ...remote]), remote, loadMs: Date.now() - started, loadedAt: new Date().toISOString() };
@@ -241,10 +272,15 @@ function hex(buffer: ArrayBuffer): string {
 const registries = new WeakMap<R2Bucket, ModelRegistry>();
 
 /** One registry per bucket binding, i.e. per isolate; later stages of split models through `bindings`. */
-export function getRegistry(bucket: R2Bucket, maxLoaded: number, bindings?: StageBindings): ModelRegistry {
+export function getRegistry(
+  bucket: R2Bucket,
+  maxLoaded: number,
+  bindings?: StageBindings,
+  timeouts: { stageMs?: number; loadMs?: number } = {},
+): ModelRegistry {
   let registry = registries.get(bucket);
   if (!registry) {
-    registry = new ModelRegistry(bucket, maxLoaded, bindings);
+    registry = new ModelRegistry(bucket, maxLoaded, bindings, timeouts.stageMs, timeouts.loadMs);
     registries.set(bucket, registry);
   }
   return registry;
@@ -256,7 +292,8 @@ export function registryFor(env: Env): ModelRegistry {
     const value: unknown = (env as unknown as Record<string, unknown>)[name];
     return typeof value === 'object' && value !== null && 'fetch' in value ? (value as Fetcher) : undefined;
   };
-  return getRegistry(env.MODELS, getConfig(env).maxLoadedModels, bindings);
+  const config = getConfig(env);
+  return getRegistry(env.MODELS, config.maxLoadedModels, bindings, { stageMs: config.stageTimeoutMs, loadMs: config.requestTimeoutMs });
 }
 
 /** onnxruntime's heap in this isolate, for the models routes (which do not reach into onnx/). */

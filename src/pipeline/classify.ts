@@ -4,7 +4,7 @@
  * onnx session via the registry, postprocess).
  */
 import { ApiError } from '../errors';
-import { decodeImage, probe, type DecodeLimits, type ImageInfo } from '../image';
+import { decodeImage, decodeMemoryBytes, probe, type DecodeLimits, type ImageInfo } from '../image';
 import { imagenetClasses } from '../models/labels';
 import type { ModelManifest } from '../models/manifest';
 import type { ModelRegistry } from '../models/registry';
@@ -35,12 +35,19 @@ export interface Classification {
   timings: Timings;
 }
 
-export async function classify(
-  registry: ModelRegistry,
-  modelId: string,
-  uploads: Upload[],
-  options: { topk: number; limits: DecodeLimits },
-): Promise<Classification> {
+export interface ClassifyOptions {
+  topk: number;
+  limits: DecodeLimits;
+  /** Epoch ms after which waiting for the model gives up with a 503. */
+  deadlineMs?: number;
+  /**
+   * Waits until `bytes` of decode memory may be taken in this isolate (admission control);
+   * the returned function gives them back. Without it, decodes are not metered.
+   */
+  reserveMemory?: (bytes: number) => Promise<() => void>;
+}
+
+export async function classify(registry: ModelRegistry, modelId: string, uploads: Upload[], options: ClassifyOptions): Promise<Classification> {
   // Refuse what the headers already condemn (not an image, too many pixels) before spending
   // time on a model load or a decode. The sizes reported are the uploads' own (upright),
   // whatever scale they are decoded at.
@@ -54,16 +61,21 @@ export async function classify(
     const batch = new Float32Array(uploads.length * imageSize);
 
     // One decoded image alive at a time: it goes straight into its slot of the batch tensor.
-    uploads.forEach((upload, i) => {
-      let t = performance.now();
-      // JPEGs decode straight to the smallest scale the resize still reduces from.
-      const limits = { ...options.limits, minShorterSide: spec.resizeShorter };
-      const image = blame(upload, uploads.length, () => decodeImage(upload.bytes, limits));
-      timings.decode += performance.now() - t;
-      t = performance.now();
-      preprocess(image, spec, batch, i * imageSize);
-      timings.preprocess += performance.now() - t;
-    });
+    // JPEGs decode straight to the smallest scale the resize still reduces from.
+    const limits = { ...options.limits, minShorterSide: spec.resizeShorter };
+    for (const [i, upload] of uploads.entries()) {
+      const release = await blameAsync(upload, uploads.length, () => options.reserveMemory?.(decodeMemoryBytes(upload.bytes, limits)));
+      try {
+        let t = performance.now();
+        const image = blame(upload, uploads.length, () => decodeImage(upload.bytes, limits));
+        timings.decode += performance.now() - t;
+        t = performance.now();
+        preprocess(image, spec, batch, i * imageSize);
+        timings.preprocess += performance.now() - t;
+      } finally {
+        release?.();
+      }
+    }
 
     const t = performance.now();
     const logits = await runBatch(session, manifest, batch, uploads.length);
@@ -76,7 +88,7 @@ export async function classify(
       predictions: topK(logits.subarray(i * width, (i + 1) * width), classes, options.topk),
     }));
     return { manifest, images, timings };
-  });
+  }, { deadlineMs: options.deadlineMs });
 }
 
 /**
@@ -116,7 +128,21 @@ function blame<T>(upload: Upload, count: number, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof ApiError && count > 1) throw new ApiError(err.type, `${upload.name}: ${err.message}`, { cause: err });
-    throw err;
+    throw named(err, upload, count);
   }
+}
+
+async function blameAsync<T>(upload: Upload, count: number, fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw named(err, upload, count);
+  }
+}
+
+function named(err: unknown, upload: Upload, count: number): unknown {
+  if (err instanceof ApiError && count > 1) {
+    return new ApiError(err.type, `${upload.name}: ${err.message}`, { cause: err, retryAfter: err.retryAfter });
+  }
+  return err;
 }

@@ -4,6 +4,7 @@
  * forms answer exactly as those servers do, so their existing clients keep working.
  */
 import { Hono, type Context } from 'hono';
+import type { Admitted } from '../admission';
 import { getConfig } from '../config';
 import { badRequest } from '../errors';
 import type { ModelManifest } from '../models/manifest';
@@ -16,13 +17,15 @@ type Shape = 'native' | 'model-server' | 'torchserve';
 const SYNTHETIC_NOTICE =
   'This model has synthetic weights generated for testing: its classes are not a real classification of the image.';
 
-export const predictRoutes = new Hono<{ Bindings: Env }>()
+type PredictEnv = { Bindings: Env; Variables: Admitted };
+
+export const predictRoutes = new Hono<PredictEnv>()
   .post('/predict', (c) => predict(c, getConfig(c.env).defaultModel, 'native'))
   .post('/predict/:model', (c) => predict(c, c.req.param('model'), 'native'))
   .post('/predictions/:model', (c) => predict(c, c.req.param('model'), 'torchserve'))
   .post('/:model/predict', (c) => predict(c, c.req.param('model'), 'model-server'));
 
-async function predict(c: Context<{ Bindings: Env }>, modelId: string, shape: Shape): Promise<Response> {
+async function predict(c: Context<PredictEnv>, modelId: string, shape: Shape): Promise<Response> {
   const started = performance.now();
   const config = getConfig(c.env);
   const topk = parseTopK(c.req.query('topk'));
@@ -30,6 +33,8 @@ async function predict(c: Context<{ Bindings: Env }>, modelId: string, shape: Sh
   const result = await classify(registryFor(c.env), modelId, uploads, {
     topk,
     limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
+    deadlineMs: c.var.deadline,
+    reserveMemory: (bytes) => c.var.admission.reserve(bytes, c.var.deadline),
   });
   const total = performance.now() - started;
 

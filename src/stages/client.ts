@@ -25,7 +25,7 @@ export interface RemoteStage extends Session {
   readonly wasmHeapBytes: number | undefined;
 }
 
-export function remoteStage(fetcher: Fetcher, modelId: string, stage: number, spec: StageManifest): RemoteStage {
+export function remoteStage(fetcher: Fetcher, modelId: string, stage: number, spec: StageManifest, timeoutMs = 10_000): RemoteStage {
   const binding = stageBinding(stage);
   const culprit = `model ${modelId}: stage ${stage} (${binding})`;
   let heap: number | undefined;
@@ -43,8 +43,13 @@ export function remoteStage(fetcher: Fetcher, modelId: string, stage: number, sp
           method: 'POST',
           headers: { ...tensorHeaders(input), [VERSION_HEADER]: spec.sha256 },
           body: tensorBody(input),
+          // A stage that hangs must not hold the request (and its slot) forever.
+          signal: AbortSignal.timeout(timeoutMs),
         });
       } catch (err) {
+        if (err instanceof Error && err.name === 'TimeoutError') {
+          throw modelUnavailable(`${culprit} timed out after ${timeoutMs} ms (STAGE_TIMEOUT_MS)`, err);
+        }
         throw modelUnavailable(`${culprit} is unreachable: ${err instanceof Error ? err.message : String(err)}`, err);
       }
       if (!res.ok) {
@@ -57,6 +62,9 @@ export function remoteStage(fetcher: Fetcher, modelId: string, stage: number, sp
       try {
         return await readTensor(res, spec.output, input.dims[0]!);
       } catch (err) {
+        if (err instanceof Error && err.name === 'TimeoutError') {
+          throw modelUnavailable(`${culprit} timed out after ${timeoutMs} ms (STAGE_TIMEOUT_MS) while sending its answer`, err);
+        }
         throw modelUnavailable(`${culprit} answered an unexpected tensor: ${err instanceof Error ? err.message : String(err)}`, err);
       }
     },

@@ -1,0 +1,141 @@
+/** Admission control (src/admission): slots, the memory budget, waiting, order and deadlines. */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Admission, withDeadline } from '../../src/admission';
+import { ApiError } from '../../src/errors';
+
+const MiB = 1024 * 1024;
+
+function admission(over: Partial<ConstructorParameters<typeof Admission>[0]> = {}, heap = { bytes: 80 * MiB }) {
+  return new Admission({ maxInFlight: 2, budgetBytes: 112 * MiB, waitMs: 1000, baseline: () => heap.bytes, ...over });
+}
+
+/** Settles pending promise callbacks without moving the clock. */
+const flush = () => vi.advanceTimersByTimeAsync(0);
+
+beforeEach(() => void vi.useFakeTimers());
+afterEach(() => void vi.useRealTimers());
+
+describe('request slots', () => {
+  it('admits up to maxInFlight at once, then queues, then 503 overloaded with Retry-After', async () => {
+    const a = admission();
+    const r1 = await a.enter();
+    await a.enter();
+    const third = a.enter();
+    const outcome = third.then(
+      () => 'admitted',
+      (e: unknown) => e,
+    );
+    await flush();
+    expect(a.state).toMatchObject({ inFlight: 2, waiting: 1 });
+    await vi.advanceTimersByTimeAsync(999);
+    expect(a.state.waiting).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    const err = (await outcome) as ApiError;
+    expect(err).toBeInstanceOf(ApiError);
+    expect([err.status, err.type, err.retryAfter]).toEqual([503, 'overloaded', 1]);
+    expect(err.message).toMatch(/all 2 request slots/);
+    expect(a.state).toMatchObject({ inFlight: 2, waiting: 0 });
+    r1();
+    r1(); // a second release gives nothing back twice
+    expect(a.state.inFlight).toBe(1);
+  });
+
+  it('hands a freed slot to the longest waiter first', async () => {
+    const a = admission({ maxInFlight: 1 });
+    const first = await a.enter();
+    const order: string[] = [];
+    const b = a.enter().then((release) => (order.push('b'), release));
+    const c = a.enter().then((release) => (order.push('c'), release));
+    await flush();
+    first();
+    (await b)();
+    (await c)();
+    expect(order).toEqual(['b', 'c']);
+    expect(a.state).toEqual({ inFlight: 0, reservedBytes: 0, waiting: 0 });
+  });
+
+  it('waits no longer than the request deadline when it comes before waitMs', async () => {
+    const a = admission({ maxInFlight: 1, waitMs: 10_000 });
+    await a.enter();
+    const late = a.enter(Date.now() + 50).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(await late).toMatchObject({ type: 'overloaded' });
+  });
+});
+
+describe('memory budget', () => {
+  it('keeps model heap + reserved decode memory under the budget', async () => {
+    const a = admission(); // 112 MiB budget, 80 MiB heap: 32 MiB for decodes
+    const big = await a.reserve(20 * MiB);
+    await a.reserve(10 * MiB);
+    const more = a.reserve(8 * MiB);
+    let got = false;
+    void more.then(() => (got = true));
+    await flush();
+    expect(got).toBe(false); // 80 + 30 + 8 > 112
+    big();
+    await flush();
+    expect(got).toBe(true);
+    expect(a.state.reservedBytes).toBe(18 * MiB);
+  });
+
+  it('counts the heap as it is now (it grows when a model loads)', async () => {
+    const heap = { bytes: 10 * MiB };
+    const a = admission({}, heap);
+    const held = await a.reserve(90 * MiB); // fits beside a small heap
+    heap.bytes = 95 * MiB; // then a model loads
+    const waiting = a.reserve(10 * MiB).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await waiting).toMatchObject({ type: 'overloaded' }); // 95 + 90 + 10 > 112
+    held();
+    const r = await a.reserve(10 * MiB); // 95 + 10 <= 112
+    r();
+  });
+
+  it('refuses at once (413) an image that could not fit even in an idle isolate', () => {
+    const a = admission();
+    expect(() => a.reserve(40 * MiB)).toThrow(/needs 40 MiB to decode.*leaves 32 MiB/);
+    try {
+      void a.reserve(40 * MiB);
+    } catch (e) {
+      expect((e as ApiError).status).toBe(413);
+    }
+  });
+
+  it('serves memory waiters in order: a small request does not overtake a large one', async () => {
+    const a = admission();
+    const first = await a.reserve(30 * MiB);
+    const order: string[] = [];
+    const large = a.reserve(25 * MiB).then((r) => (order.push('large'), r));
+    const small = a.reserve(1 * MiB).then((r) => (order.push('small'), r));
+    await flush();
+    expect(order).toEqual([]); // 1 MiB would fit now (30 + 1 <= 32), but it queues behind the large one
+    first();
+    await flush();
+    expect(order).toEqual(['large', 'small']);
+    (await large)();
+    (await small)();
+  });
+
+  it('a waiter timing out lets the smaller ones behind it in', async () => {
+    const a = admission({ waitMs: 100 });
+    await a.reserve(30 * MiB);
+    const large = a.reserve(25 * MiB).catch((e: unknown) => e);
+    let small = false;
+    void a.reserve(2 * MiB).then(() => (small = true));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await large).toMatchObject({ type: 'overloaded' });
+    await flush();
+    expect(small).toBe(true);
+  });
+});
+
+describe('withDeadline', () => {
+  it('passes a result through and gives up with 503 at the deadline', async () => {
+    await expect(withDeadline(Promise.resolve(7), Date.now() + 10, 'x')).resolves.toBe(7);
+    const never = new Promise<number>(() => undefined);
+    const given = withDeadline(never, Date.now() + 30, 'model resnet50v1').catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(30);
+    expect(await given).toMatchObject({ status: 503, type: 'overloaded', message: expect.stringMatching(/model resnet50v1/) });
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * Admission control and time limits through the Worker, inside workerd: a fast 503 with
+ * Retry-After when the isolate is busy, a request that stops waiting for a stuck model load
+ * (and a load that is not memoized once abandoned), a stage Worker that never answers.
+ */
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { beforeAll, describe, expect, it } from 'vitest';
+import worker from '../../src/index';
+import { call, fixture, form, seedModel, testEnv, type ErrorAnswer } from './helpers';
+
+let cat: Uint8Array;
+
+beforeAll(async () => {
+  await seedModel('resnet18v1');
+  await seedModel('resnet101v1');
+  cat = await fixture('test/fixtures/photos/chelsea.jpg');
+});
+
+/** Like helpers.call, but with one env object for all calls: one config, one Admission. */
+async function send(env: Env, path: string, init: RequestInit): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(new Request(`http://edge.test${path}`, init), env, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+/** A bucket whose model-file reads hang until `open()` is called. */
+function stallingBucket(): { bucket: R2Bucket; open: () => void; stalled: () => number } {
+  const b = testEnv.MODELS;
+  let isOpen = false;
+  let stalled = 0;
+  const bucket = {
+    get: (key: string) => {
+      if (!isOpen && key.endsWith('/model.onnx')) {
+        stalled++;
+        return new Promise(() => undefined);
+      }
+      return b.get(key);
+    },
+    head: (key: string) => b.head(key),
+    list: (options?: R2ListOptions) => b.list(options),
+  } as unknown as R2Bucket;
+  return { bucket, open: () => void (isOpen = true), stalled: () => stalled };
+}
+
+describe('admission control', () => {
+  it('answers 503 overloaded with Retry-After, fast, when every slot stays busy', async () => {
+    const env = { ...testEnv, MAX_IN_FLIGHT: '1', ADMISSION_WAIT_MS: '1' } as Env;
+    const started = Date.now();
+    const [a, b, c] = await Promise.all(
+      [0, 1, 2].map(() => send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) })),
+    );
+    const statuses = [a!, b!, c!].map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 503, 503]);
+    for (const res of [a!, b!, c!].filter((r) => r.status === 503)) {
+      expect(res.headers.get('Retry-After')).toBe('1');
+      const body = (await res.json()) as ErrorAnswer;
+      expect(body).toMatchObject({ code: 503, type: 'overloaded' });
+      expect(body.message).toMatch(/request slots/);
+    }
+    expect(Date.now() - started).toBeLessThan(60_000);
+    // Slots come back: the next request is admitted.
+    expect((await send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) })).status).toBe(200);
+  });
+
+  it('admits everything that fits: with enough slots the same burst is all 200', async () => {
+    const env = { ...testEnv, MAX_IN_FLIGHT: '3' } as Env;
+    const answers = await Promise.all([0, 1, 2].map(() => send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) })));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+  });
+
+  it('refuses with 413 a decode that cannot fit the memory budget beside the model', async () => {
+    const res = await call('/predict/resnet18v1', { method: 'POST', body: form(cat) }, { MEMORY_BUDGET_MB: '1' } as Partial<Env>);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as ErrorAnswer).message).toMatch(/memory budget of 1 MiB/);
+  });
+});
+
+describe('time limits', () => {
+  it('a stuck model load: 503 at REQUEST_TIMEOUT_MS, and the next request after recovery is served', async () => {
+    const stall = stallingBucket();
+    const env = { ...testEnv, MODELS: stall.bucket, REQUEST_TIMEOUT_MS: '300' } as Env;
+    const started = Date.now();
+    const first = await send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) });
+    expect(first.status).toBe(503);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(((await first.json()) as ErrorAnswer).message).toMatch(/resnet18v1/);
+    expect(stall.stalled()).toBe(1);
+    // R2 recovers: the abandoned load is not memoized, so this request loads afresh.
+    stall.open();
+    const second = await send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) });
+    expect(second.status).toBe(200);
+  });
+
+  it('a stage Worker that never answers: 503 naming the stage and STAGE_TIMEOUT_MS', async () => {
+    const hanging = {
+      fetch: (_input: RequestInfo | URL, init?: RequestInit) =>
+        new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason))),
+    } as unknown as Fetcher;
+    const stall = stallingBucket();
+    stall.open(); // a registry of its own (one per bucket object), reading the real files
+    const env = { ...testEnv, MODELS: stall.bucket, STAGE_1: hanging, STAGE_2: hanging, STAGE_TIMEOUT_MS: '200' } as Env;
+    const res = await send(env, '/predict/resnet101v1', { method: 'POST', body: form(cat) });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as ErrorAnswer).message).toMatch(/stage 1 \(STAGE_1\) timed out after 200 ms \(STAGE_TIMEOUT_MS\)/);
+  });
+});
