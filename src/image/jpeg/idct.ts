@@ -1,0 +1,202 @@
+/**
+ * Inverse DCTs. `idctIslow` is libjpeg-turbo's accurate integer IDCT as its x86 SIMD code
+ * computes it, so that full-scale output is bit-exact with Pillow; the reduced kernels are separable float matrices, chosen by
+ * measurement (see index.ts), since nothing downstream can tell their rounding apart.
+ *
+ * Every kernel takes quantized coefficients (natural order) and the component's quantization
+ * table, and writes level-shifted 8-bit samples.
+ */
+
+// jidctint.c's fixed point: CONST_BITS 13, PASS1_BITS 2, FIX(x) = round(x * 2^13).
+const F_0_298 = 2446;
+const F_0_390 = 3196;
+const F_0_541 = 4433;
+const F_0_765 = 6270;
+const F_0_899 = 7373;
+const F_1_175 = 9633;
+const F_1_501 = 12299;
+const F_1_847 = 15137;
+const F_1_961 = 16069;
+const F_2_053 = 16819;
+const F_2_562 = 20995;
+const F_3_072 = 25172;
+
+/** Wraps to int16, as 16-bit SIMD lanes do. */
+const s16 = (x: number): number => (x << 16) >> 16;
+/** Saturates to int16 (packssdw). */
+const sat16 = (x: number): number => (x > 32767 ? 32767 : x < -32768 ? -32768 : x);
+
+const ws = new Int32Array(64);
+const row = new Int32Array(8);
+
+/**
+ * One 8-point pass of the accurate integer IDCT as libjpeg-turbo's x86-64 SIMD code computes it
+ * (jsimd_idct_islow_avx2 / _sse2, which is what Pillow runs): 32-bit products of 16-bit inputs,
+ * but the sums in0 +- in4, in7 + in3 and in5 + in1 taken in 16 bits, and each output descaled
+ * then saturated to 16 bits. For the coefficients of ordinary photos this is jidctint.c's
+ * arithmetic; it differs on overshooting blocks, where Pillow's output saturates instead of
+ * wrapping around through jidctint.c's range-limit table (Pillow's hopper_bad_exif.jpg shows it).
+ */
+function pass(d0: number, d1: number, d2: number, d3: number, d4: number, d5: number, d6: number, d7: number, out: Int32Array, o: number, step: number, shift: number): void {
+  const round = 1 << (shift - 1);
+  const tmp0 = s16(d0 + d4) * 8192;
+  const tmp1 = s16(d0 - d4) * 8192;
+  const tmp3 = d2 * (F_0_541 + F_0_765) + d6 * F_0_541;
+  const tmp2 = d2 * F_0_541 + d6 * (F_0_541 - F_1_847);
+  const tmp10 = tmp0 + tmp3;
+  const tmp13 = tmp0 - tmp3;
+  const tmp11 = tmp1 + tmp2;
+  const tmp12 = tmp1 - tmp2;
+  const z3 = s16(d7 + d3);
+  const z4 = s16(d5 + d1);
+  const z3x = z3 * (F_1_175 - F_1_961) + z4 * F_1_175;
+  const z4x = z3 * F_1_175 + z4 * (F_1_175 - F_0_390);
+  const t0 = d7 * (F_0_298 - F_0_899) - d1 * F_0_899 + z3x;
+  const t1 = d5 * (F_2_053 - F_2_562) - d3 * F_2_562 + z4x;
+  const t2 = -d5 * F_2_562 + d3 * (F_3_072 - F_2_562) + z3x;
+  const t3 = -d7 * F_0_899 + d1 * (F_1_501 - F_0_899) + z4x;
+  // `>>` takes the sums modulo 2^32, as the 32-bit lanes do.
+  out[o] = sat16((tmp10 + t3 + round) >> shift);
+  out[o + 7 * step] = sat16((tmp10 - t3 + round) >> shift);
+  out[o + step] = sat16((tmp11 + t2 + round) >> shift);
+  out[o + 6 * step] = sat16((tmp11 - t2 + round) >> shift);
+  out[o + 2 * step] = sat16((tmp12 + t1 + round) >> shift);
+  out[o + 5 * step] = sat16((tmp12 - t1 + round) >> shift);
+  out[o + 3 * step] = sat16((tmp13 + t0 + round) >> shift);
+  out[o + 4 * step] = sat16((tmp13 - t0 + round) >> shift);
+}
+
+/** packsswb + 128. */
+const toSample = (v: number): number => (v < -128 ? 0 : v > 127 ? 255 : v + 128);
+
+/** Dequantization + accurate IDCT (jpeg_idct_islow, SIMD arithmetic): `coef` quantized, natural order; 8x8 into `out`. */
+export function idctIslow(coef: Int16Array, co: number, q: Int32Array, out: Uint8Array, o: number, stride: number): void {
+  let ac = 0;
+  for (let i = co + 8; i < co + 64; i++) ac |= coef[i]!;
+  if (ac === 0) {
+    // Rows 1..7 all zero: the SIMD code's shortcut (a 16-bit shift of each dequantized
+    // coefficient of row 0), and then every output row is the same.
+    let d1 = 0;
+    for (let c = 1; c < 8; c++) d1 |= coef[co + c]!;
+    if (d1 === 0) {
+      const px = toSample(sat16((s16(s16(coef[co]! * q[0]!) << 2) * 8192 + 131072) >> 18));
+      for (let r = 0; r < 8; r++) out.fill(px, o + r * stride, o + r * stride + 8);
+      return;
+    }
+    const w = (c: number): number => s16(s16(coef[co + c]! * q[c]!) << 2);
+    pass(w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), row, 0, 1, 18);
+    for (let r = 0; r < 8; r++) {
+      const p = o + r * stride;
+      for (let x = 0; x < 8; x++) out[p + x] = toSample(row[x]!);
+    }
+    return;
+  }
+  for (let c = 0; c < 8; c++) {
+    const i = co + c;
+    pass(
+      s16(coef[i]! * q[c]!),
+      s16(coef[i + 8]! * q[c + 8]!),
+      s16(coef[i + 16]! * q[c + 16]!),
+      s16(coef[i + 24]! * q[c + 24]!),
+      s16(coef[i + 32]! * q[c + 32]!),
+      s16(coef[i + 40]! * q[c + 40]!),
+      s16(coef[i + 48]! * q[c + 48]!),
+      s16(coef[i + 56]! * q[c + 56]!),
+      ws,
+      c,
+      8,
+      11,
+    );
+  }
+  for (let r = 0; r < 8; r++) {
+    const w = r * 8;
+    pass(ws[w]!, ws[w + 1]!, ws[w + 2]!, ws[w + 3]!, ws[w + 4]!, ws[w + 5]!, ws[w + 6]!, ws[w + 7]!, row, 0, 1, 18);
+    const p = o + r * stride;
+    for (let x = 0; x < 8; x++) out[p + x] = toSample(row[x]!);
+  }
+}
+
+/** How a reduced block is made from the 8x8 coefficients; see index.ts for the measurements. */
+export type ReducedKernel = 'box' | 'lowfreq';
+
+const C = (u: number): number => (u === 0 ? Math.SQRT1_2 : 1) / 2;
+
+/**
+ * n x 8 matrix taking a column (or row) of 8 dequantized coefficients to n samples.
+ * 'box': each sample is the exact mean of the full IDCT's 8/n samples it covers.
+ * 'lowfreq': an n-point IDCT of the n lowest coefficients (jidctint.c's scaled kernels' idea).
+ */
+export function reducedMatrix(kernel: ReducedKernel, n: number): Float64Array {
+  const m = new Float64Array(n * 8);
+  const g = 8 / n;
+  for (let x = 0; x < n; x++) {
+    for (let u = 0; u < 8; u++) {
+      let v = 0;
+      if (kernel === 'box') {
+        for (let k = x * g; k < (x + 1) * g; k++) v += C(u) * Math.cos(((2 * k + 1) * u * Math.PI) / 16);
+        v /= g;
+      } else if (u < n) {
+        v = C(u) * Math.cos(((2 * x + 1) * u * Math.PI) / (2 * n));
+      }
+      m[x * 8 + u] = Math.abs(v) < 1e-12 ? 0 : v;
+    }
+  }
+  return m;
+}
+
+/** Natural-order coefficient indexes a reduced kernel of sx x sy reads (the rest may be dropped). */
+export function neededCoefficients(mx: Float64Array, my: Float64Array, sx: number, sy: number): number[] {
+  const used: number[] = [];
+  for (let v = 0; v < 8; v++) {
+    let rowUsed = false;
+    for (let y = 0; y < sy; y++) if (my[y * 8 + v] !== 0) rowUsed = true;
+    for (let u = 0; u < 8; u++) {
+      let colUsed = false;
+      for (let x = 0; x < sx; x++) if (mx[x * 8 + u] !== 0) colUsed = true;
+      if (rowUsed && colUsed) used.push(v * 8 + u);
+    }
+  }
+  return used;
+}
+
+const tmpF = new Float64Array(64);
+
+/**
+ * Separable float IDCT to sx x sy samples. `slots[k]` is where natural index k lives in the
+ * block (coef[co + slots[k]]), -1 for a dropped (unused) coefficient.
+ */
+export function idctReduced(
+  coef: Int16Array,
+  co: number,
+  slots: Int8Array,
+  q: Int32Array,
+  mx: Float64Array,
+  my: Float64Array,
+  sx: number,
+  sy: number,
+  out: Uint8Array,
+  o: number,
+  stride: number,
+): void {
+  // Columns first: tmp[y][u] for the sy output rows.
+  for (let u = 0; u < 8; u++) {
+    for (let y = 0; y < sy; y++) tmpF[y * 8 + u] = 0;
+    for (let v = 0; v < 8; v++) {
+      const s = slots[v * 8 + u]!;
+      if (s < 0) continue;
+      const c = coef[co + s]!;
+      if (c === 0) continue;
+      const d = c * q[v * 8 + u]!;
+      for (let y = 0; y < sy; y++) tmpF[y * 8 + u] = tmpF[y * 8 + u]! + my[y * 8 + v]! * d;
+    }
+  }
+  for (let y = 0; y < sy; y++) {
+    const p = o + y * stride;
+    for (let x = 0; x < sx; x++) {
+      let s = 0;
+      for (let u = 0; u < 8; u++) s += mx[x * 8 + u]! * tmpF[y * 8 + u]!;
+      const v = Math.round(s) + 128;
+      out[p + x] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+}
