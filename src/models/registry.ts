@@ -55,9 +55,12 @@ export class ModelRegistry {
   /** Reads a model's manifest from R2: 404 for ids we have never heard of, 503 for zoo ids not uploaded. */
   async manifest(id: string): Promise<ModelManifest> {
     checkId(id);
-    const object = await this.bucket.get(manifestKey(id));
-    if (!object) throw missing(id);
-    return parseManifest(id, await object.text());
+    const text = await fromR2(`model ${id}: manifest.json`, async () => {
+      const object = await this.bucket.get(manifestKey(id));
+      return object ? object.text() : null;
+    });
+    if (text === null) throw missing(id);
+    return parseManifest(id, text);
   }
 
   /** Every model with a manifest in the bucket, sorted by id; unreadable manifests are reported, not hidden. */
@@ -65,7 +68,7 @@ export class ModelRegistry {
     const ids: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await this.bucket.list({ prefix: 'models/', delimiter: '/', cursor });
+      const page = await fromR2('the model list', () => this.bucket.list({ prefix: 'models/', delimiter: '/', cursor }));
       for (const prefix of page.delimitedPrefixes) ids.push(prefix.slice('models/'.length, -1));
       cursor = page.truncated ? page.cursor : undefined;
     } while (cursor);
@@ -84,7 +87,9 @@ export class ModelRegistry {
   /** Whether both files of a model are in the bucket, without reading them. */
   async available(id: string): Promise<boolean> {
     checkId(id);
-    const [manifest, model] = await Promise.all([this.bucket.head(manifestKey(id)), this.bucket.head(modelKey(id))]);
+    const [manifest, model] = await fromR2(`model ${id}`, () =>
+      Promise.all([this.bucket.head(manifestKey(id)), this.bucket.head(modelKey(id))]),
+    );
     return manifest !== null && model !== null;
   }
 
@@ -212,9 +217,12 @@ export class ModelRegistry {
 
   /** Reads one model file from R2, checks it against its manifest entry and makes a session of it. */
   async #session(id: string, key: string, what: string, file: ModelFile): Promise<Session> {
-    const object = await this.bucket.get(key);
-    if (!object) throw modelUnavailable(`model ${id}: ${what} is missing from the bucket`);
-    let bytes: Uint8Array | undefined = new Uint8Array(await object.arrayBuffer());
+    const body = await fromR2(`model ${id}: ${what}`, async () => {
+      const object = await this.bucket.get(key);
+      return object ? object.arrayBuffer() : null;
+    });
+    if (!body) throw modelUnavailable(`model ${id}: ${what} is missing from the bucket`);
+    let bytes: Uint8Array | undefined = new Uint8Array(body);
     if (bytes.byteLength !== file.bytes) {
       throw modelUnavailable(`model ${id}: ${what} has ${bytes.byteLength} bytes, manifest says ${file.bytes}`);
     }
@@ -250,6 +258,20 @@ export class ModelRegistry {
     if (entry.inFlight === 0) {
       void entry.promise.then((m) => m.session.release()).catch(() => undefined);
     }
+  }
+}
+
+/**
+ * An R2 call, with its failures (the request, or the body stream breaking mid-read) turned
+ * into a 503 that names what was being read: an operator problem that usually passes, never
+ * an opaque 500.
+ */
+async function fromR2<T>(what: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw modelUnavailable(`${what}: reading from R2 failed (${err instanceof Error ? err.message : String(err)}); retry shortly`, err);
   }
 }
 
