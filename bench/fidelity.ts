@@ -42,7 +42,9 @@ const LIMITS = { maxPixels: 100_000_000, maxMemoryMB: 8192 };
  * THE one place to switch to the new pipeline call.
  */
 export function ourCrop(bytes: Uint8Array): Uint8Array {
-  const image = decodeImage(bytes, { ...LIMITS, minShorterSide: SPEC.resizeShorter });
+  // (Not an object literal in the call: stays type-clean while DecodeLimits loses minShorterSide.)
+  const limits = { ...LIMITS, minShorterSide: SPEC.resizeShorter };
+  const image = decodeImage(bytes, limits);
   return resizeCropU8(image, SPEC);
 }
 
