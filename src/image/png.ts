@@ -42,8 +42,9 @@
  *   parsed, so malformed ones that Pillow's handlers would trip over (e.g. a short gAMA) are
  *   accepted. (4) APNG: we decode the IDAT image, also when an fcTL gives it a smaller frame.
  *
- * Memory: non-interlaced images are streamed, holding two scanlines, a small batch of RGB
- * rows and the inflate window (~170 KB); see pngDecodeMemory. Adam7 images need the whole
+ * Memory: non-interlaced images are streamed, holding two scanlines, a batch of RGB rows
+ * (~64 KB) and the inflater (~170 KB): ~250 KB for a 4032x3024 RGB image, whatever its
+ * content; see pngDecodeMemory (the test measures it). Adam7 images need the whole
  * image (every pass touches every part of it), held as RGB; over the budget they get 413.
  * The inflater is our own (below) because we need to pull exactly a scanline at a time
  * with bounded memory, stop at the image's end and see exactly where the zlib stream ends.
@@ -179,8 +180,8 @@ function checkMemory(header: PngHeader, needed: number, limits: DecodeLimits): v
 // ---- chunk structure -------------------------------------------------------------------------
 
 interface Layout {
-  /** [start, end) of each IDAT's data, in order (the last one may be cut by the end of file). */
-  idat: number[];
+  /** Offset of the first IDAT chunk (the inflater walks the run from there, storing nothing). */
+  idat: number;
   /** RGB of each palette index (3 bytes each): PLTE entries, then Pillow's gray ramp. */
   lut: Uint8Array | null;
 }
@@ -241,13 +242,8 @@ function walkChunks(bytes: Uint8Array, h: PngHeader): Layout {
     pos = end + 4;
   }
   // The IDAT run; the last one may run past the end of the file (Pillow reads what is there).
-  const idat: number[] = [];
-  while (pos + 8 <= bytes.length && typeAt(bytes, pos) === 'IDAT') {
-    const start = pos + 8;
-    const end = start + u32(bytes, pos);
-    idat.push(start, Math.min(end, bytes.length));
-    pos = end + 4;
-  }
+  const idat = pos;
+  while (pos + 8 <= bytes.length && typeAt(bytes, pos) === 'IDAT') pos += 12 + u32(bytes, pos);
   // The chunks after the image data.
   while (pos + 8 <= bytes.length && validType(bytes, pos)) {
     const type = typeAt(bytes, pos);
@@ -305,9 +301,13 @@ function unfilter(cur: Uint8Array, prev: Uint8Array, n: number, bpp: number, row
         const a = cur[i - bpp]!;
         const b = prev[i]!;
         const c = prev[i - bpp]!;
-        const pa = Math.abs(b - c);
-        const pb = Math.abs(a - c);
-        const pc = Math.abs(a + b - 2 * c);
+        // |p - a|, |p - b|, |p - c| for p = a + b - c, without Math.abs.
+        let pa = b - c;
+        let pb = a - c;
+        let pc = pa + pb;
+        if (pa < 0) pa = -pa;
+        if (pb < 0) pb = -pb;
+        if (pc < 0) pc = -pc;
         cur[i] = cur[i]! + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
       }
       return;
@@ -577,12 +577,14 @@ const CODES = 2;
 const END = 3;
 
 /**
- * A zlib inflater pulling from the IDAT data ranges of the file, with a fixed window: the
- * reader asks for bytes, and it inflates up to ~128 KB ahead. Past the end of the input its
- * bit reader yields zeros and counts them, so truncation is found without a check per bit.
+ * A zlib inflater pulling from the data of the run of IDAT chunks at `pos` (the last one may
+ * be cut by the end of the file), with a fixed window: the reader asks for bytes, and it
+ * inflates up to ~128 KB ahead. Past the end of the input its bit reader yields zeros and
+ * counts them, so truncation is found without a check per bit.
  */
 class Inflater {
-  private seg = 0;
+  /** Offset of the chunk after the current IDAT. */
+  private nextChunk: number;
   private ip: number;
   private iend: number;
   private bitbuf = 0;
@@ -610,26 +612,27 @@ class Inflater {
 
   constructor(
     private readonly bytes: Uint8Array,
-    private readonly ranges: number[],
+    pos: number,
   ) {
-    this.ip = ranges[0] ?? 0;
-    this.iend = ranges[1] ?? 0;
+    this.ip = this.iend = this.nextChunk = pos;
   }
 
-  /** The next input byte; 0 (counted) past the end. */
+  /** The next input byte, from the next IDAT of the run if need be; 0 (counted) past the end. */
   private nextByte(): number {
+    const bytes = this.bytes;
     while (this.ip >= this.iend) {
-      this.seg += 2;
-      if (this.seg >= this.ranges.length) {
-        this.seg = this.ranges.length;
+      const pos = this.nextChunk;
+      if (pos + 8 > bytes.length || typeAt(bytes, pos) !== 'IDAT') {
         this.overrun++;
         if (this.overrun > 8) throw new Truncated();
         return 0;
       }
-      this.ip = this.ranges[this.seg]!;
-      this.iend = this.ranges[this.seg + 1]!;
+      const length = u32(bytes, pos);
+      this.ip = pos + 8;
+      this.iend = Math.min(this.ip + length, bytes.length);
+      this.nextChunk = this.ip + length + 4;
     }
-    return this.bytes[this.ip++]!;
+    return bytes[this.ip++]!;
   }
 
   private bits(n: number): number {
