@@ -28,6 +28,8 @@ import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../src/models/manifest
 import { normalizeU8, resizeCropU8 } from '../src/preprocess/reference';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
+/** A path as the report shows it: relative to the repo when inside it, else as given. */
+const shown = (p: string): string => (relative(ROOT, p).startsWith('..') ? p : relative(ROOT, p) || '.');
 export const SPEC: PreprocessSpec = IMAGENET_PREPROCESS;
 /** Fidelity, not admission: no pixel or memory limit gets in the way of measuring a decode. */
 const LIMITS = { maxPixels: 100_000_000, maxMemoryMB: 8192 };
@@ -112,7 +114,7 @@ export const PATHS = [
   ['webp-lossy', 'WebP lossy'],
   ['webp-lossless', 'WebP lossless'],
   ['gif', 'GIF'],
-  ['other', 'other'],
+  ['other', 'other (unrecognised by magic bytes, or a rare JPEG process)'],
 ] as const;
 export type PathId = (typeof PATHS)[number][0];
 
@@ -381,7 +383,7 @@ async function sensitiveModel(calibDirs: readonly string[], width: number, log: 
     .digest('hex')
     .slice(0, 16);
   const cache = join(ROOT, `bench/tmp/fidelity-model-${key}.onnx`);
-  const note = `input-sensitive ResNet-18 v1 (models/src/sensitive.ts, width ${width}, seed 0), BN statistics measured on ${files.length} photos from ${calibDirs.map((d) => relative(ROOT, d) || '.').join(', ')}`;
+  const note = `input-sensitive ResNet-18 v1 (models/src/sensitive.ts, width ${width}, seed 0), BN statistics measured on ${files.length} photos from ${calibDirs.map(shown).join(', ')}`;
   if (existsSync(cache)) {
     log(`model: ${relative(ROOT, cache)} (cached)`);
     return { bytes: new Uint8Array(readFileSync(cache)), note };
@@ -480,7 +482,7 @@ async function main(): Promise<void> {
   const run = await runFidelity(files, bytes, { log, scaleFor: (w, h) => jpegScaleFor(w, h, minShorter) });
   const commit = commitOf();
   const header = [
-    `Decoding fidelity, ${new Date().toISOString().slice(0, 10)}, commit ${commit}: \`npx tsx bench/fidelity.ts\` on ${files.length} images (${dirs.map((d) => relative(ROOT, d)).join(', ')}).`,
+    `Decoding fidelity, ${new Date().toISOString().slice(0, 10)}, commit ${commit}: \`npx tsx bench/fidelity.ts\` on ${files.length} images (${dirs.map(shown).join(', ')}).`,
     `Ours: \`ourCrop\` in bench/fidelity.ts (the Worker's decode + resize); reference: Pillow ${'9.4'} full decode + exif_transpose + convert('RGB'), resized bit-exactly as Pillow's BILINEAR + CenterCrop (224x224x3 values per image).`,
     `Probabilities: ${note}; fp32, onnxruntime-node. Flips count images whose reference top-1/top-2 margin exceeds ${FLIP_MARGIN}. JPEG scale chosen as src/image/index.ts does for a shorter side of ${minShorter}.`,
   ].join('\n');
@@ -489,9 +491,9 @@ async function main(): Promise<void> {
   const json = values.out.replace(/\.md$/, '') + '.json';
   writeFileSync(
     json,
-    `${JSON.stringify({ commit, images: files.length, model: note, summary: run.summary, results: run.results.map((r) => ({ ...r, file: relative(ROOT, r.file) })) }, null, 1)}\n`,
+    `${JSON.stringify({ commit, images: files.length, model: note, summary: run.summary, results: run.results.map((r) => ({ ...r, file: shown(r.file) })) }, null, 1)}\n`,
   );
-  log(`${((performance.now() - t0) / 1000).toFixed(0)} s; wrote ${relative(ROOT, values.out)} and ${relative(ROOT, json)}`);
+  log(`${((performance.now() - t0) / 1000).toFixed(0)} s; wrote ${shown(values.out)} and ${shown(json)}`);
   console.log(md);
 }
 

@@ -37,6 +37,8 @@ export interface SensitiveBuildOptions extends SensitiveOptions {
   targetTop1?: number;
   /** Augmented views per photo, 1..VIEWS.length. Default all. */
   views?: number;
+  /** Extra Gaussian blur (sigma, pixels) of the stem's 7x7 filters before calibration; 0 = as generated. */
+  stemBlur?: number;
   /** onnxruntime intra-op threads for the calibration runs. Default 2. */
   threads?: number;
   /** Images per calibration run. Default 8. */
@@ -285,6 +287,36 @@ function initializer(model: ModelProto, name: string): TensorProto {
   return t;
 }
 
+/** Blurs every 2-D plane of the first Conv's filters, keeping each filter's L2 norm. */
+function blurStem(model: ModelProto, sigma: number): void {
+  const conv = graphOf(model).node.find((n) => n.opType === 'Conv')!;
+  const t = initializer(model, conv.input[1]!);
+  const dims = (t.dims ?? []).map(Number) as [number, number, number, number];
+  const w = tensorToFloat32(t);
+  const [o, i, k] = dims;
+  const g = Array.from({ length: k }, (_, d) => Array.from({ length: k }, (_, e) => Math.exp(-0.5 * ((d - e) / sigma) ** 2)));
+  const out = new Float32Array(w.length);
+  for (let f = 0; f < o; f++) {
+    let before = 0;
+    let after = 0;
+    for (let c = 0; c < i; c++) {
+      const base = (f * i + c) * k * k;
+      for (let y = 0; y < k; y++) {
+        for (let x = 0; x < k; x++) {
+          let acc = 0;
+          for (let yy = 0; yy < k; yy++) for (let xx = 0; xx < k; xx++) acc += g[y]![yy]! * g[x]![xx]! * w[base + yy * k + xx]!;
+          out[base + y * k + x] = acc;
+          before += w[base + y * k + x]! ** 2;
+          after += acc * acc;
+        }
+      }
+    }
+    const s = after > 0 ? Math.sqrt(before / after) : 1;
+    for (let j = f * i * k * k; j < (f + 1) * i * k * k; j++) out[j] = out[j]! * s;
+  }
+  replaceInitializer(model, conv.input[1]!, out);
+}
+
 function softmaxTop1(logits: Float64Array | Float32Array, scale: number): number {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v * scale);
@@ -320,6 +352,7 @@ export async function buildSensitiveResNetMeasured(photos: readonly Float32Array
   const built = buildResNetModel({ version, depth, seed: opts.seed ?? 0, width: opts.width ?? 1, batch: 'N' });
   const model = built.model;
   const g = graphOf(model);
+  if (opts.stemBlur) blurStem(model, opts.stemBlur);
   const views = augment(photos, opts.views);
   const bns = batchNormWaves(g.node);
   const waves = Math.max(...bns.map((b) => b.wave));
