@@ -1,31 +1,58 @@
 /**
- * The image decoding layer: raw upload bytes in, upright 8-bit RGB out.
+ * The image decoding layer: raw upload bytes in, upright 8-bit RGB out, as the reference
+ * decodes them (Pillow's `ImageOps.exif_transpose(Image.open(f)).convert('RGB')`, first frame).
  *
- *   sniff(bytes)               'jpeg' | 'png' | null, by magic bytes only
- *   probe(bytes, limits?)      format, stored size and EXIF orientation from the header alone
- *   decodeImage(bytes, limits) RgbImage, orientation applied
+ *   sniff(bytes)                        the format, by magic bytes only
+ *   probe(bytes, limits?)               format, stored size and EXIF orientation from the header
+ *   planDecode(bytes, limits, target?)  how this upload will be decoded: scale, memory, streaming
+ *   decodeRows(bytes, plan, sink)       rows straight into a RowSink (plan.streams)
+ *   decodePlanned(bytes, plan)          the whole image at the plan's scale, upright
+ *   decodeImage(bytes, limits)          the whole image at full size, upright
  *
- * Every failure is an ApiError: 415 for neither JPEG nor PNG, 413 for too many pixels (from
+ * A big JPEG is decoded in the DCT domain at 1/2, 1/4 or 1/8 when the model resizes it far
+ * below that anyway (`target`, the model's resizeShorter); the plan then carries the
+ * `reduction` that the resize needs to keep the full image's geometry. Decoders that can
+ * stream (JPEG, non-interlaced PNG) hand rows to the resize and never hold the image.
+ *
+ * Every failure is an ApiError: 415 for formats we do not read, 413 for too many pixels (from
  * the header, before any decoding) or too much decoder memory, 422 for corrupt, truncated or
- * unsupported-variant files. Pixel values follow PIL's `Image.open(f).convert('RGB')`, the
- * model zoo's reference (alpha dropped, see png.ts), plus `ImageOps.exif_transpose`.
- *
- * Plain JS over Uint8Array: runs in workerd without nodejs_compat.
+ * unsupported-variant files. Plain JS over Uint8Array: runs in workerd without nodejs_compat.
  */
 import { tooLarge, unsupportedMedia } from '../errors';
-import { decodeJpeg, readJpegHeader, type JpegHeader } from './jpeg';
-import { decodeJpegScaled, type JpegScale } from './jpeg-scaled';
+import { readJpegHeader, type JpegHeader } from './jpeg';
+import { decodeJpegImage, decodeJpegTo, jpegDecodeMemory, jpegScaleFor, type JpegScale } from './jpeg/index';
 import { applyOrientation } from './orient';
-import { decodePng, readPngHeader, type PngHeader } from './png';
+import { decodePng, decodePngTo, pngDecodeMemory, readPngHeader, type PngHeader } from './png';
 import { sniff } from './sniff';
-import type { DecodeLimits, ImageInfo, RgbImage } from './types';
+import { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageInfo, type RgbImage, type RowSink } from './types';
 
 export { sniff } from './sniff';
 export { applyOrientation } from './orient';
 export { readExifOrientation } from './exif';
-export { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageFormat, type ImageInfo, type RgbImage } from './types';
+export { jpegScaleFor, type JpegScale } from './jpeg/index';
+export { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageFormat, type ImageInfo, type RgbImage, type RowSink } from './types';
 
-function readHeader(bytes: Uint8Array): JpegHeader | PngHeader {
+type Header = JpegHeader | PngHeader;
+
+/** How one upload will be decoded (see planDecode). */
+export interface DecodePlan {
+  header: Header;
+  /** DCT scale: the decoded image is ceil(width / scale) x ceil(height / scale). 1 but for JPEG. */
+  scale: JpegScale;
+  /** Decoded size in stored orientation (what decodeRows writes). */
+  width: number;
+  height: number;
+  /** For the resize: the upright full size this decode is a 1/scale reduction of. */
+  reduction?: { fullWidth: number; fullHeight: number; scale: number };
+  /** Whether decodeRows can stream this upload: stored orientation is upright, the decoder streams. */
+  streams: boolean;
+  /** Bytes the decode will allocate: streamed, or collected (plus turning it upright) if not. */
+  memoryBytes: number;
+  /** Which decoder and path, for timings, logs and the fidelity table. */
+  path: string;
+}
+
+function readHeader(bytes: Uint8Array): Header {
   switch (sniff(bytes)) {
     case 'jpeg':
       return readJpegHeader(bytes);
@@ -55,48 +82,70 @@ export function probe(bytes: Uint8Array, limits?: DecodeLimits): ImageInfo {
 }
 
 /**
- * Decodes one upload to upright RGB. The pixel limit is checked from the header first, so an
- * image that is too large costs a header read, not a decode.
+ * Reads the header and decides how to decode: the JPEG scale for a model that resizes the
+ * shorter side to `target` (none: full size), whether rows can stream into the resize (not
+ * when the caller will `collect` the image), and the memory all that takes, refused with 413
+ * over `limits.maxMemoryMB` before any decoding.
  */
-export function decodeImage(bytes: Uint8Array, limits: DecodeLimits): RgbImage {
+export function planDecode(bytes: Uint8Array, limits: DecodeLimits, options: { target?: number; collect?: boolean } = {}): DecodePlan {
   const header = readHeader(bytes);
   checkPixels(header, limits);
-  let image: RgbImage | undefined;
-  if (header.format === 'jpeg') {
-    const denom = jpegScaleFor(header.width, header.height, limits.minShorterSide);
-    // Undefined for what the scaled decoder does not cover (progressive, CMYK, ...): jpeg-js.
-    if (denom > 1) image = decodeJpegScaled(bytes, header, denom);
-    image ??= decodeJpeg(bytes, header, limits);
-  } else {
-    image = decodePng(bytes, header, limits);
+  const { target, collect = false } = options;
+  const scale: JpegScale = header.format === 'jpeg' && target ? jpegScaleFor(header.width, header.height, target) : 1;
+  const width = Math.ceil(header.width / scale);
+  const height = Math.ceil(header.height / scale);
+  const transposed = header.orientation >= 5;
+  const streams = header.orientation === 1 && !collect;
+  const decoderBytes = header.format === 'jpeg' ? jpegDecodeMemory(header, scale, bytes) : pngDecodeMemory(header);
+  // Not streamed: the image is collected, and turning it upright may copy it once more.
+  const collected = streams ? 0 : width * height * 3 * (transposed ? 2 : 1);
+  const memoryBytes = decoderBytes + collected;
+  const budget = (limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB) * 2 ** 20;
+  if (memoryBytes > budget) {
+    const why = header.format === 'png' && header.interlaced ? ' (an interlaced PNG must be held whole)' : '';
+    throw tooLarge(
+      `${header.format.toUpperCase()} of ${header.width}x${header.height} needs ${mb(memoryBytes)} MB to decode${why}, over the limit of ${limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB} MB`,
+    );
   }
+  return {
+    header,
+    scale,
+    width,
+    height,
+    ...(scale > 1
+      ? { reduction: { fullWidth: transposed ? header.height : header.width, fullHeight: transposed ? header.width : header.height, scale } }
+      : {}),
+    streams,
+    memoryBytes,
+    path: pathOf(header, scale),
+  };
+}
+
+const mb = (bytes: number) => Math.ceil((bytes / 2 ** 20) * 10) / 10;
+
+function pathOf(header: Header, scale: number): string {
+  if (header.format === 'png') return header.interlaced ? 'png-interlaced' : 'png';
+  const kind = header.sof === 0xc2 ? 'jpeg-progressive' : 'jpeg';
+  return scale > 1 ? `${kind}@1/${scale}` : kind;
+}
+
+/** Streams the planned decode into `sink`, rows in stored order (= upright: plan.streams). */
+export function decodeRows(bytes: Uint8Array, plan: DecodePlan, sink: RowSink, limits: DecodeLimits): void {
+  if (!plan.streams) throw new Error(`decodeRows: ${plan.path} with orientation ${plan.header.orientation} does not stream`);
+  const h = plan.header;
+  if (h.format === 'jpeg') decodeJpegTo(bytes, h, plan.scale, sink, limits);
+  else decodePngTo(bytes, h, sink, limits);
+}
+
+/** The planned decode as one upright image. */
+export function decodePlanned(bytes: Uint8Array, plan: DecodePlan, limits: DecodeLimits): RgbImage {
+  const h = plan.header;
+  const image = h.format === 'jpeg' ? decodeJpegImage(bytes, h, plan.scale, limits) : decodePng(bytes, h, limits);
   // Orientation only permutes pixels, so applying it after scaling is the same as before.
-  return applyOrientation(image, header.orientation);
+  return applyOrientation(image, h.orientation);
 }
 
-/**
- * Bytes the decoder will take for this upload (what admission control reserves). Interim
- * figures of the decoders in use: the scaled JPEG path holds its planes and the RGB output,
- * jpeg-js ~13-20 bytes a pixel, PNG ~9.
- */
-export function decodeMemoryBytes(bytes: Uint8Array, limits: DecodeLimits): number {
-  const header = readHeader(bytes);
-  const pixels = header.width * header.height;
-  if (header.format === 'png') return pixels * 9;
-  const denom = jpegScaleFor(header.width, header.height, limits.minShorterSide);
-  return denom > 1 ? Math.ceil(pixels / (denom * denom)) * 6 : pixels * 20;
-}
-
-/**
- * Largest JPEG scale 1/8, 1/4, 1/2 whose decoded shorter side, ceil(side / denom), is still
- * at least `minShorterSide`; 1 when none is (or no minimum was asked for). Orientation does
- * not matter: it swaps the sides, not the shorter one's length.
- */
-export function jpegScaleFor(width: number, height: number, minShorterSide: number | undefined): JpegScale {
-  if (minShorterSide === undefined || !(minShorterSide > 0)) return 1;
-  const shorter = Math.min(width, height);
-  for (const denom of [8, 4, 2] as const) {
-    if (Math.ceil(shorter / denom) >= minShorterSide) return denom;
-  }
-  return 1;
+/** Decodes one upload to upright RGB at full size. */
+export function decodeImage(bytes: Uint8Array, limits: DecodeLimits): RgbImage {
+  return decodePlanned(bytes, planDecode(bytes, limits, { collect: true }), limits);
 }

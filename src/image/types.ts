@@ -17,23 +17,15 @@ export interface DecodeLimits {
   /** Most pixels (width * height) an image may have; checked from the header, before decoding. */
   maxPixels: number;
   /**
-   * Most memory, in MiB, the decoder's working set may take; over it, 413 before the big
-   * allocations. Defaults to DEFAULT_MAX_MEMORY_MB. It is the decoders' own accounting: for
-   * JPEG jpeg-js counts its typed arrays, ~13 bytes a pixel for 4:2:0 and ~20 for 4:4:4 (a
-   * 12 MP photo: 157 / 245 MB), while the real heap growth is ~1.6 times that; for PNG our
-   * estimate (~9 bytes a pixel for 8-bit RGB) is within ~20% of the real growth.
+   * Most memory, in MiB, one decode may allocate; over it, 413 before the big allocations.
+   * Defaults to DEFAULT_MAX_MEMORY_MB. It is the decoders' own accounting of what they
+   * allocate (their typed arrays: coefficient buffers, row bands, a collected image), which
+   * is what grows the isolate's heap; see planDecode.
    */
   maxMemoryMB?: number;
-  /**
-   * Smallest shorter side the caller needs (the model's resizeShorter). When set, a baseline
-   * JPEG is decoded in the DCT domain at the largest 1/2, 1/4 or 1/8 scale that keeps its
-   * shorter side >= this (jpeg-scaled.ts), so the full-size image is never allocated. The
-   * result is then smaller than the header's size. Absent: full size, as before.
-   */
-  minShorterSide?: number;
 }
 
-/** jpeg-js's own default. A Worker with 128 MB isolates should pass far less (see above). */
+/** For tools and tests. A Worker with 128 MB isolates passes far less (MAX_DECODE_MB). */
 export const DEFAULT_MAX_MEMORY_MB = 512;
 
 /** What the header says, without decoding. */

@@ -4,15 +4,16 @@
  * onnx session via the registry, postprocess).
  */
 import { ApiError } from '../errors';
-import { decodeImage, decodeMemoryBytes, probe, type DecodeLimits, type ImageInfo } from '../image';
+import { probe, type DecodeLimits, type ImageInfo } from '../image';
 import { imagenetClasses } from '../models/labels';
 import type { ModelManifest } from '../models/manifest';
 import type { ModelRegistry } from '../models/registry';
 import type { Session } from '../onnx/session';
 import { float32, type Tensor } from '../onnx/tensor';
-import { preprocess } from '../preprocess';
+import { getKernel } from '../preprocess';
 import type { Upload } from '../upload';
 import { topK, type Prediction } from './postprocess';
+import { planFor, prepareInput } from './prepare';
 
 export interface ImageResult {
   width: number;
@@ -60,18 +61,18 @@ export async function classify(registry: ModelRegistry, modelId: string, uploads
     const imageSize = 3 * spec.cropHeight * spec.cropWidth;
     const batch = new Float32Array(uploads.length * imageSize);
 
-    // One decoded image alive at a time: it goes straight into its slot of the batch tensor.
-    // JPEGs decode straight to the smallest scale the resize still reduces from.
-    const limits = { ...options.limits, minShorterSide: spec.resizeShorter };
+    // Every plan first: a batch whose third image needs too much memory is refused before
+    // the first is decoded. Big JPEGs decode at the smallest scale the resize still reduces from.
+    const limits = options.limits;
+    const plans = uploads.map((upload) => blame(upload, uploads.length, () => planFor(upload.bytes, spec, limits)));
+    // One image in flight at a time, streamed (or decoded) straight into its slot of the batch.
     for (const [i, upload] of uploads.entries()) {
-      const release = await blameAsync(upload, uploads.length, () => options.reserveMemory?.(decodeMemoryBytes(upload.bytes, limits)));
+      const plan = plans[i]!;
+      const release = await blameAsync(upload, uploads.length, () => options.reserveMemory?.(plan.memoryBytes));
       try {
-        let t = performance.now();
-        const image = blame(upload, uploads.length, () => decodeImage(upload.bytes, limits));
-        timings.decode += performance.now() - t;
-        t = performance.now();
-        preprocess(image, spec, batch, i * imageSize);
-        timings.preprocess += performance.now() - t;
+        const done = blame(upload, uploads.length, () => prepareInput(upload.bytes, plan, spec, limits, getKernel(), batch, i * imageSize));
+        timings.decode += done.decodeMs;
+        timings.preprocess += done.preprocessMs;
       } finally {
         release?.();
       }

@@ -10,7 +10,8 @@ export type { Reduction } from './reference.js';
 
 let kernel: PreprocessKernel | undefined;
 
-const getKernel = (): PreprocessKernel => (kernel ??= PreprocessKernel.fromModule(kernelModule));
+/** The isolate's kernel, instantiated on first use (it is also src/pipeline's Preprocessor). */
+export const getKernel = (): PreprocessKernel => (kernel ??= PreprocessKernel.fromModule(kernelModule));
 
 /**
  * Resize + center crop + normalize one image into `out` (CHW float32) at `offset`. With

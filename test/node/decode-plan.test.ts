@@ -1,0 +1,229 @@
+/**
+ * From upload bytes to the model input (src/image planDecode + src/pipeline prepareInput):
+ * the scale each image is decoded at, its memory, streaming vs collecting, EXIF orientation
+ * at reduced scale, and the crop of a big photo decoded at reduced scale against the crop of
+ * its exact full decode (the reference's pixels, see test/node/jpeg-exact.test.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { encode as jpegJsEncode } from 'jpeg-js';
+import { zlibSync } from 'fflate';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ApiError } from '../../src/errors';
+import { applyOrientation, decodeImage, decodePlanned, planDecode, type RgbImage } from '../../src/image';
+import { IMAGENET_PREPROCESS } from '../../src/models/manifest';
+import { planFor, prepareInput } from '../../src/pipeline/prepare';
+import { normalizeU8, resizeCropU8 } from '../../src/preprocess/reference';
+import { PreprocessKernel } from '../../wasm/preprocess/index';
+
+const ROOT = new URL('../../', import.meta.url);
+const read = (path: string): Uint8Array => new Uint8Array(readFileSync(new URL(`test/fixtures/${path}`, ROOT)));
+const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
+const SPEC = IMAGENET_PREPROCESS;
+const WORKER = { maxPixels: 16_000_000, maxMemoryMB: 32 };
+const N = 3 * SPEC.cropHeight * SPEC.cropWidth;
+
+let kernel: PreprocessKernel;
+beforeAll(() => {
+  kernel = PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(new URL('wasm/preprocess/build/preprocess.wasm', ROOT))));
+});
+
+function input(bytes: Uint8Array): { tensor: Float32Array; plan: ReturnType<typeof planFor> } {
+  const plan = planFor(bytes, SPEC, WORKER);
+  const tensor = new Float32Array(N);
+  prepareInput(bytes, plan, SPEC, WORKER, kernel, tensor, 0);
+  return { tensor, plan };
+}
+
+/** The reference's model input: full decode (bit-exact with Pillow), upright, then the resize. */
+function referenceInput(bytes: Uint8Array): { u8: Uint8Array; tensor: Float32Array } {
+  const full = decodeImage(bytes, { maxPixels: 1e9 });
+  const u8 = resizeCropU8(full, SPEC);
+  const tensor = new Float32Array(N);
+  normalizeU8(u8, SPEC.cropHeight, SPEC.cropWidth, SPEC, tensor, 0);
+  return { u8, tensor };
+}
+
+/** The 8-bit crop back from a normalized tensor (exact: one level is far above float error). */
+function toU8(t: Float32Array): Uint8Array {
+  const plane = SPEC.cropHeight * SPEC.cropWidth;
+  const u8 = new Uint8Array(plane * 3);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < plane; i++) u8[i * 3 + c] = Math.round((t[c * plane + i]! * SPEC.std[c]! + SPEC.mean[c]!) * 255);
+  }
+  return u8;
+}
+
+function stats(a: Uint8Array, b: Uint8Array): { mean: number; p999: number; max: number } {
+  const d = Array.from(a, (v, i) => Math.abs(v - b[i]!)).sort((x, y) => x - y);
+  return { mean: d.reduce((s, x) => s + x, 0) / d.length, p999: d[Math.floor(d.length * 0.999)]!, max: d[d.length - 1]! };
+}
+
+function encodeJpeg(img: RgbImage, quality: number): Uint8Array {
+  const rgba = new Uint8Array(img.width * img.height * 4);
+  for (let i = 0, j = 0; i < img.data.length; i += 3, j += 4) {
+    rgba[j] = img.data[i]!;
+    rgba[j + 1] = img.data[i + 1]!;
+    rgba[j + 2] = img.data[i + 2]!;
+    rgba[j + 3] = 255;
+  }
+  return new Uint8Array(jpegJsEncode({ data: rgba, width: img.width, height: img.height }, quality).data);
+}
+
+/** `img` tiled to w x h, every other tile mirrored: a big image with a real photo's detail at native scale. */
+function mirrorTile(img: RgbImage, w: number, h: number): RgbImage {
+  const data = new Uint8Array(w * h * 3);
+  const fold = (v: number, n: number): number => (Math.floor(v / n) % 2 === 0 ? v % n : n - 1 - (v % n));
+  for (let y = 0; y < h; y++) {
+    const sy = fold(y, img.height);
+    for (let x = 0; x < w; x++) data.set(img.data.subarray((sy * img.width + fold(x, img.width)) * 3, (sy * img.width + fold(x, img.width)) * 3 + 3), (y * w + x) * 3);
+  }
+  return { width: w, height: h, data };
+}
+
+describe('planDecode', () => {
+  it('decodes at full size what the resize would not reduce at least 2x, reduced scale above', () => {
+    const coffee = read('photos/coffee.jpg'); // 600x400
+    expect(planFor(coffee, SPEC, WORKER)).toMatchObject({ scale: 1, width: 600, height: 400, streams: true, path: 'jpeg' });
+    expect(planFor(coffee, SPEC, WORKER).reduction).toBeUndefined();
+    const png = read('photos/camera.png');
+    expect(planFor(png, SPEC, WORKER)).toMatchObject({ scale: 1, streams: true, path: 'png' });
+  });
+
+  it('gives the upright full size to the resize of a reduced, rotated photo', () => {
+    // chelsea-exif6.jpg is stored 300x451 with orientation 6, upright 451x300; a 128 target
+    // makes 1/2 (a shorter side of 150 >= 2 x 64 would too, but 2 x 128 = 256 > 150: so 1).
+    const bytes = read('photos/chelsea-exif6.jpg');
+    const plan = planDecode(bytes, WORKER, { target: 64 });
+    expect(plan).toMatchObject({ scale: 2, width: 150, height: 226, streams: false });
+    expect(plan.reduction).toEqual({ fullWidth: 451, fullHeight: 300, scale: 2 });
+    // Not streamed: the collected image and its turned copy are in the memory figure.
+    expect(plan.memoryBytes).toBeGreaterThan(2 * 150 * 226 * 3);
+  });
+
+  it('refuses with 413 what needs more memory than MAX_DECODE_MB, naming the sizes', () => {
+    const bytes = read('photos/coffee.jpg');
+    let err: unknown;
+    try {
+      planDecode(bytes, { maxPixels: 1e9, maxMemoryMB: 0.01 }, { collect: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(413);
+    expect((err as ApiError).message).toMatch(/JPEG of 600x400 needs [\d.]+ MB to decode, over the limit of 0.01 MB/);
+  });
+});
+
+describe('prepareInput', () => {
+  it('streams rows into the resize with exactly the result of decoding whole first', () => {
+    for (const file of ['photos/coffee.jpg', 'photos/astronaut.jpg', 'photos/camera.png', 'images/jpeg-progressive.jpg', 'images/png-rgb8-adam7.png']) {
+      const bytes = read(file);
+      const streamed = input(bytes);
+      expect(streamed.plan.streams, file).toBe(true);
+      const whole = new Float32Array(N);
+      kernel.run(decodeImage(bytes, { maxPixels: 1e9 }), SPEC, whole, 0);
+      expect(streamed.tensor, file).toEqual(whole);
+      // And the full-scale result is the reference's, bit for bit.
+      expect(streamed.tensor, file).toEqual(referenceInput(bytes).tensor);
+    }
+  });
+
+  it('applies EXIF orientation: a photo stored rotated gives the upright photo\'s input', () => {
+    const bytes = read('photos/chelsea-exif6.jpg');
+    const rotated = input(bytes);
+    expect(rotated.plan.streams).toBe(false);
+    expect(rotated.tensor).toEqual(referenceInput(bytes).tensor);
+    // The same photo stored upright (another encoding of it) gives nearly the same input.
+    const upright = decodeImage(read('photos/chelsea-upright.jpg'), { maxPixels: 1e9 });
+    expect([upright.width, upright.height]).toEqual([451, 300]);
+    expect(stats(toU8(rotated.tensor), resizeCropU8(upright, SPEC)).mean).toBeLessThan(2);
+  });
+
+  it('orients after scaling: the reduced decode turned upright is the upright reduced input', () => {
+    const bytes = read('photos/chelsea-exif6.jpg');
+    const plan = planDecode(bytes, WORKER, { target: 64 });
+    const spec = { ...SPEC, resizeShorter: 64, cropWidth: 56, cropHeight: 56 };
+    const got = new Float32Array(3 * 56 * 56);
+    prepareInput(bytes, plan, spec, WORKER, kernel, got, 0);
+    const stored = decodePlanned(bytes, { ...plan, header: { ...plan.header, orientation: 1 } }, WORKER);
+    const want = new Float32Array(3 * 56 * 56);
+    kernel.run(applyOrientation(stored, 6), spec, want, 0, plan.reduction);
+    expect(got).toEqual(want);
+  });
+});
+
+describe('a 12 MP photo', () => {
+  let tiled: Uint8Array;
+  beforeAll(() => {
+    // chelsea's fur at native scale, mirror-tiled to a phone's 4032x3024 (baseline 4:4:4, q90).
+    tiled = encodeJpeg(mirrorTile(decodeImage(read('photos/chelsea.jpg'), { maxPixels: 1e9 }), 4032, 3024), 90);
+  });
+
+  it('is decoded at reduced scale within the decode budget, streamed', () => {
+    const plan = planFor(tiled, SPEC, WORKER);
+    expect(plan).toMatchObject({ scale: 4, width: 1008, height: 756, streams: true, path: 'jpeg@1/4' });
+    expect(plan.memoryBytes).toBeLessThan(8 * 2 ** 20);
+  });
+
+  it('gives a crop within mean 0.5 and 99.9% within 8 levels of the exact full decode', () => {
+    const got = toU8(input(tiled).tensor);
+    const ref = referenceInput(tiled).u8;
+    const s = stats(got, ref);
+    console.log(`12 MP tiled chelsea, 1/4 decode vs exact full decode, 224 crop: mean ${s.mean.toFixed(3)} p99.9 ${s.p999} max ${s.max}`);
+    expect(s.mean).toBeLessThanOrEqual(0.5);
+    expect(s.p999).toBeLessThanOrEqual(8);
+  });
+
+  it('a 12 MP PNG streams through in bounded memory, and equals the whole-image path', () => {
+    // Non-interlaced RGB, rows with a varying filter byte so every filter is exercised.
+    const w = 4032;
+    const h = 3024;
+    const raw = new Uint8Array(h * (1 + w * 3));
+    for (let y = 0; y < h; y++) {
+      raw[y * (1 + w * 3)] = y % 5;
+      for (let i = 1; i <= w * 3; i++) raw[y * (1 + w * 3) + i] = (i * 7 + y * 13) & 255;
+    }
+    const png = pngFile(w, h, zlibSync(raw, { level: 1 }));
+    const plan = planFor(png, SPEC, WORKER);
+    expect(plan.streams).toBe(true);
+    expect(plan.memoryBytes).toBeLessThan(2 * 2 ** 20);
+    const before = process.memoryUsage().arrayBuffers;
+    const got = new Float32Array(N);
+    prepareInput(png, plan, SPEC, WORKER, kernel, got, 0);
+    const grew = process.memoryUsage().arrayBuffers - before;
+    console.log(`12 MP PNG streamed: plan ${(plan.memoryBytes / 2 ** 20).toFixed(2)} MiB, arrayBuffers grew ${(grew / 2 ** 20).toFixed(2)} MiB`);
+    expect(grew).toBeLessThan(16 * 2 ** 20); // the full RGB image alone would be 35 MiB
+    const want = new Float32Array(N);
+    kernel.run(decodeImage(png, { maxPixels: 1e9 }), SPEC, want, 0);
+    expect(got).toEqual(want);
+  });
+});
+
+function pngFile(width: number, height: number, idat: Uint8Array): Uint8Array {
+  const chunk = (type: string, data: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(12 + data.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, data.length);
+    for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+    out.set(data, 8);
+    view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array())];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
+  return out;
+}
+
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return ~c >>> 0;
+}
