@@ -11,9 +11,10 @@ import { split } from './commands/split';
 import { synth } from './commands/synth';
 import { upload } from './commands/upload';
 import { verify } from './commands/verify';
+import { view } from './commands/view';
 
-// In the order of the pipeline: make or fetch fp32, quantize, split what one isolate cannot hold, check, ship, measure.
-const COMMANDS: Command[] = [fetchCommand, synth, quantize, split, verify, upload, evalCommand, list];
+// In the order of the pipeline: make or fetch fp32, quantize, split what one isolate cannot hold, check, ship, measure, look.
+const COMMANDS: Command[] = [fetchCommand, synth, quantize, split, verify, upload, evalCommand, view, list];
 
 function usage(): string {
   return ['usage: npm run models -- <command> [options]', '', ...COMMANDS.map((c) => `  ${c.usage}`)].join('\n');

@@ -10,7 +10,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { register } from 'node:module';
 import { extname, join, relative } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { decodeImage, type DecodeLimits } from '../../src/image';
+import type { DecodeLimits } from '../../src/image';
+import { planFor, prepareInput } from '../../src/pipeline/prepare';
 import type { ImageNetClass } from '../../src/models/labels';
 import type { ModelManifest, PreprocessSpec } from '../../src/models/manifest';
 import { PreprocessKernel } from '../../wasm/preprocess/index';
@@ -288,7 +289,7 @@ function publishedFor(variant: Variant, manifest: ModelManifest, catalog: Catalo
 
 /** Decode once, preprocess once per distinct spec, run every variant. */
 async function classifyImage(image: LabeledImage, loaded: Loaded[], kernel: PreprocessKernel): Promise<Partial<Record<Variant, number[]>>> {
-  const rgb = decodeImage(new Uint8Array(await readFile(image.path)), LIMITS);
+  const bytes = new Uint8Array(await readFile(image.path));
   const tensors = new Map<string, Float32Array>();
   const top5: Partial<Record<Variant, number[]>> = {};
   for (const l of loaded) {
@@ -297,7 +298,8 @@ async function classifyImage(image: LabeledImage, loaded: Loaded[], kernel: Prep
     let tensor = tensors.get(key);
     if (!tensor) {
       tensor = new Float32Array(3 * spec.cropHeight * spec.cropWidth);
-      kernel.run(rgb, spec, tensor, 0);
+      // The Worker's own path: the decode plan for this spec (reduced scale for big JPEGs), streamed into the kernel.
+      prepareInput(bytes, planFor(bytes, spec, LIMITS), spec, LIMITS, kernel, tensor, 0);
       tensors.set(key, tensor);
     }
     top5[l.variant] = topK(await runOne(l, tensor), TOP_K);

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeImage } from '../../../src/image/index';
+import { planFor, prepareInput } from '../../../src/pipeline/prepare';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../../../src/models/manifest';
 import { PreprocessKernel } from '../../../wasm/preprocess/index';
 
@@ -60,12 +61,15 @@ export function photoTensors(paths: readonly string[], views: readonly View[] = 
   kernel ??= PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(KERNEL_WASM)));
   const out: PhotoTensor[] = [];
   for (const p of paths) {
-    const img = decodeImage(new Uint8Array(readFileSync(p)), { maxPixels: 50_000_000 });
-    const flipped = views.some((v) => v.mirror) ? mirrored(img) : undefined;
+    const bytes = new Uint8Array(readFileSync(p));
+    const limits = { maxPixels: 50_000_000 };
+    // Mirrored views are made from the full decode; plain ones take the Worker's own path.
+    const flipped = views.some((v) => v.mirror) ? mirrored(decodeImage(bytes, limits)) : undefined;
     for (const v of views) {
       const spec: PreprocessSpec = { ...IMAGENET_PREPROCESS, resizeShorter: v.resizeShorter };
       const t = new Float32Array(3 * spec.cropHeight * spec.cropWidth);
-      kernel.run(v.mirror ? flipped! : img, spec, t, 0);
+      if (v.mirror) kernel.run(flipped!, spec, t, 0);
+      else prepareInput(bytes, planFor(bytes, spec, limits), spec, limits, kernel, t, 0);
       out.push({ name: `${basename(p)}${v.mirror ? ':mirror' : ''}@${v.resizeShorter}`, tensor: t });
     }
   }

@@ -1,0 +1,110 @@
+/**
+ * `view`: the exact 224x224 8-bit crop the Worker feeds a model for an image, written as a
+ * PNG (and optionally raw RGB), so that a user or a test can hold it against any reference.
+ * Same code path as the Worker: planFor + prepareInput (decode plan, reduced-scale JPEG,
+ * streaming, EXIF orientation) with the model's manifest spec and the Worker's limits; the
+ * bytes come back from the normalized tensor exactly (one level is far above float error).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { zlibSync } from 'fflate';
+import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../../../src/models/manifest';
+import { planFor, prepareInput } from '../../../src/pipeline/prepare';
+import { PreprocessKernel } from '../../../wasm/preprocess/index';
+import { readManifest } from '../local';
+import { KERNEL_WASM } from '../quantize/photos';
+import { DEFAULT_OUT, modelDir, parse, type Command } from './command';
+
+const usage = 'view <image> [--model <id>] [--out crop.png] [--raw crop.rgb] [--max-decode-mb 32] [--models-out models/out]   the crop the Worker feeds the model';
+
+const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
+
+export const view: Command = {
+  name: 'view',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parse(argv, usage, {
+      model: { type: 'string' },
+      out: { type: 'string', default: 'crop.png' },
+      raw: { type: 'string' },
+      'max-decode-mb': { type: 'string', default: '32' },
+      'models-out': { type: 'string', default: DEFAULT_OUT },
+    });
+    const file = positionals[0];
+    if (!file) throw new Error(`which image? usage: ${usage}`);
+    const spec = await specOf(values.model, values['models-out']);
+    const crop = viewCrop(new Uint8Array(readFileSync(file)), spec, Number(values['max-decode-mb']));
+    writeFileSync(values.out, encodePng(crop.u8, spec.cropWidth, spec.cropHeight));
+    if (values.raw) writeFileSync(values.raw, crop.u8);
+    const r = crop.reduction;
+    console.log(
+      `${file}: ${crop.path}, decoded ${crop.width}x${crop.height}` +
+        (r ? ` (1/${r.scale} of ${r.fullWidth}x${r.fullHeight} upright)` : '') +
+        `, ${(crop.memoryBytes / 2 ** 20).toFixed(2)} MiB decode memory -> ${spec.cropWidth}x${spec.cropHeight} crop in ${values.out}`,
+    );
+  },
+};
+
+/** The model's preprocessing spec from its built manifest (int8 first, as served), else ImageNet's. */
+async function specOf(id: string | undefined, out: string): Promise<PreprocessSpec> {
+  if (!id) return IMAGENET_PREPROCESS;
+  for (const variant of ['int8', 'fp32'] as const) {
+    const dir = modelDir(out, id, variant);
+    if (existsSync(join(dir, 'manifest.json'))) return (await readManifest(dir)).preprocess;
+  }
+  throw new Error(`model ${id} is not built in ${out} (npm run models -- synth ${id})`);
+}
+
+let kernel: PreprocessKernel | undefined;
+
+/** The Worker's crop of `bytes` as 8-bit HWC RGB, with the decode plan's facts. */
+export function viewCrop(bytes: Uint8Array, spec: PreprocessSpec, maxDecodeMB = 32) {
+  kernel ??= PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(KERNEL_WASM)));
+  const limits = { maxPixels: 16_000_000, maxMemoryMB: maxDecodeMB };
+  const plan = planFor(bytes, spec, limits);
+  const tensor = new Float32Array(3 * spec.cropHeight * spec.cropWidth);
+  prepareInput(bytes, plan, spec, limits, kernel, tensor, 0);
+  const plane = spec.cropHeight * spec.cropWidth;
+  const u8 = new Uint8Array(plane * 3);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < plane; i++) u8[i * 3 + c] = Math.round((tensor[c * plane + i]! * spec.std[c]! + spec.mean[c]!) * 255);
+  }
+  return { u8, path: plan.path, width: plan.width, height: plan.height, reduction: plan.reduction, memoryBytes: plan.memoryBytes };
+}
+
+/** An 8-bit RGB PNG: IHDR, one IDAT (filter 0 rows), IEND. */
+function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
+  const raw = new Uint8Array(height * (1 + width * 3));
+  for (let y = 0; y < height; y++) raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (1 + width * 3) + 1);
+  const ihdr = new Uint8Array(13);
+  const v = new DataView(ihdr.buffer);
+  v.setUint32(0, width);
+  v.setUint32(4, height);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const parts = [Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlibSync(raw)), chunk('IEND', new Uint8Array())];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
+  return out;
+}
+
+function chunk(type: string, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + data.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
