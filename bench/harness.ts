@@ -11,10 +11,9 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../models/src/upload';
-import { decodeImage } from '../src/image/index';
-import { calibrationTensors, loadKernel, tensorOf, testJpegs, type TestJpeg } from './images';
+import { calibrationTensors, loadKernel, testJpegs, workerTensor, type TestJpeg } from './images';
 import { ensureModels, label, message, servedId, type BuiltModel } from './models';
-import { measureNodeStages, workerDecodeLimits } from './node-stages';
+import { measureNodeStages } from './node-stages';
 import { NodeRuntimeProcess, type ChildCold, type ChildEnd, type NodeRuntime } from './node-runtimes';
 import { BLOCK, type BenchOptions } from './options';
 import { measureSplit } from './split';
@@ -60,14 +59,14 @@ async function measureAll(o: BenchOptions, started: number, code: string, worker
   const jpegs = await testJpegs(o.workDir);
   const small = jpegs.find((j) => j.name === SMALL)!;
   // The input every runtime gets: the small JPEG decoded and preprocessed as the Worker does it.
-  const smallTensor = tensorOf(kernel, decodeImage(small.bytes, workerDecodeLimits(small.width * small.height)));
+  const smallTensor = workerTensor(kernel, small.bytes);
   const inputPath = join(o.workDir, `input-${SMALL}.f32`);
   await writeFile(inputPath, new Uint8Array(smallTensor.buffer));
 
   progress('models: synthesize + quantize (cached by recipe)');
   const { built, failures } = await ensureModels(join(o.workDir, 'models'), o.models, () => calibrationTensors(kernel), progress);
 
-  progress('figure 3: kernel vs reference, jpeg-js decode (Node)');
+  progress('figure 3: kernel vs reference, JPEG decode (Node)');
   const nodeStages = measureNodeStages(kernel, jpegs, o.iterations, Math.min(o.warmup, 5));
 
   const primary = choosePrimary(built);

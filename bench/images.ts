@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { ROOT } from '../models/src/upload';
 import { decodeImage } from '../src/image/index';
+import { planFor, prepareInput } from '../src/pipeline/prepare';
 import { IMAGENET_PREPROCESS } from '../src/models/manifest';
 import type { RgbImage } from '../src/preprocess/types';
 import { PreprocessKernel } from '../wasm/preprocess/index';
@@ -151,6 +152,13 @@ export async function testJpegs(workDir: string): Promise<TestJpeg[]> {
 export function tensorOf(kernel: PreprocessKernel, img: RgbImage): Float32Array {
   const t = new Float32Array(3 * IMAGENET_PREPROCESS.cropHeight * IMAGENET_PREPROCESS.cropWidth);
   kernel.run(img, IMAGENET_PREPROCESS, t, 0);
+  return t;
+}
+
+/** The model input the Worker makes from these bytes (its decode plan, streamed into the kernel). */
+export function workerTensor(kernel: PreprocessKernel, bytes: Uint8Array): Float32Array {
+  const t = new Float32Array(3 * IMAGENET_PREPROCESS.cropHeight * IMAGENET_PREPROCESS.cropWidth);
+  prepareInput(bytes, planFor(bytes, IMAGENET_PREPROCESS, NO_LIMIT), IMAGENET_PREPROCESS, NO_LIMIT, kernel, t, 0);
   return t;
 }
 

@@ -1,10 +1,11 @@
 /**
- * Figure 3, in plain Node: JPEG decoding through the Worker's decodeImage, as the pipeline
- * calls it (src/pipeline/classify.ts: at the smallest scale the resize still reduces from) and
- * at full size; and the preprocessing kernel (wasm) against the TypeScript reference on the
- * image the Worker preprocesses.
+ * Figure 3, in plain Node: JPEG decoding at the scale the Worker's decode plan picks
+ * (src/pipeline/prepare.ts: reduced only where the resize still reduces >= 2x) and at full
+ * size; and the preprocessing kernel (wasm) against the TypeScript reference on the image the
+ * Worker preprocesses. (The Worker streams decoded rows into the kernel; here the two are
+ * timed apart, on the collected image.)
  */
-import { decodeImage } from '../src/image/index';
+import { decodeImage, decodePlanned, planDecode, type DecodeLimits } from '../src/image/index';
 import { IMAGENET_PREPROCESS } from '../src/models/manifest';
 import { preprocessReference } from '../src/preprocess/reference';
 import type { PreprocessKernel } from '../wasm/preprocess/index';
@@ -15,11 +16,11 @@ import { summarize, type Summary } from './stats';
 export interface NodeStageResult {
   image: string;
   bytes: number;
-  /** decodeImage as the Worker calls it, milliseconds. */
+  /** The decode at the Worker's planned scale, milliseconds. */
   decode: Summary;
   /** Size of that decode's output (smaller than the JPEG when decoded at a reduced scale). */
   decodedSize: string;
-  /** decodeImage at full size (jpeg-js), milliseconds. */
+  /** The decode at full size (our exact decoder), milliseconds. */
   decodeFull: Summary;
   kernel: Summary;
   reference: Summary;
@@ -29,8 +30,11 @@ export interface NodeStageResult {
   identical: boolean;
 }
 
-/** The decode limits the pipeline passes (see classify.ts); maxPixels admits the test sizes. */
-export const workerDecodeLimits = (maxPixels: number) => ({ maxPixels, minShorterSide: IMAGENET_PREPROCESS.resizeShorter });
+/** The image the Worker preprocesses for `bytes`: the planned decode, collected, and its reduction. */
+export function workerDecode(bytes: Uint8Array, limits: DecodeLimits) {
+  const plan = planDecode(bytes, limits, { target: IMAGENET_PREPROCESS.resizeShorter, collect: true });
+  return { image: decodePlanned(bytes, plan, limits), reduction: plan.reduction };
+}
 
 /** Calls each function in turn, BLOCK at a time, so that background load hits them alike. */
 function timeInTurns(iterations: number, fns: ReadonlyArray<() => void>): number[][] {
@@ -52,20 +56,19 @@ export function measureNodeStages(kernel: PreprocessKernel, jpegs: readonly Test
   const n = 3 * spec.cropHeight * spec.cropWidth;
   return jpegs.map((jpeg) => {
     const full = { maxPixels: jpeg.width * jpeg.height };
-    const worker = workerDecodeLimits(jpeg.width * jpeg.height);
-    const image = decodeImage(jpeg.bytes, worker);
+    const { image, reduction } = workerDecode(jpeg.bytes, full);
     const a = new Float32Array(n);
     const b = new Float32Array(n);
     // Warm-up lets V8 optimise the JS and tier up the kernel's wasm before timing; decoding is
     // the slow stage (seconds at 12 MP in full), so one untimed call of each is its warm-up.
     for (let i = 0; i < warmup; i++) {
-      kernel.run(image, spec, a, 0);
-      preprocessReference(image, spec, b, 0);
+      kernel.run(image, spec, a, 0, reduction);
+      preprocessReference(image, spec, b, 0, reduction);
     }
     decodeImage(jpeg.bytes, full);
-    const [kernelMs, referenceMs] = timeInTurns(iterations, [() => kernel.run(image, spec, a, 0), () => preprocessReference(image, spec, b, 0)]);
+    const [kernelMs, referenceMs] = timeInTurns(iterations, [() => kernel.run(image, spec, a, 0, reduction), () => preprocessReference(image, spec, b, 0, reduction)]);
     const identical = a.every((v, i) => Object.is(v, b[i]));
-    const [decodeMs, decodeFullMs] = timeInTurns(iterations, [() => decodeImage(jpeg.bytes, worker), () => decodeImage(jpeg.bytes, full)]);
+    const [decodeMs, decodeFullMs] = timeInTurns(iterations, [() => workerDecode(jpeg.bytes, full), () => decodeImage(jpeg.bytes, full)]);
     const kernelSummary = summarize(kernelMs!);
     const referenceSummary = summarize(referenceMs!);
     return {

@@ -410,14 +410,14 @@ export function renderMarkdown(r: BenchReport): string {
     '## 3. Preprocessing kernel and JPEG decoding (Node)',
     '',
     `Milliseconds, median / p95 of ${N} calls per image in this process, the two functions compared taking turns in blocks of ${BLOCK}, after warm-up calls. ` +
-      'Decode: src/image `decodeImage`, as the pipeline calls it (`minShorterSide` = the resize target, 256: baseline JPEGs are decoded in the DCT domain ' +
-      'at the smallest 1/2, 1/4 or 1/8 scale that keeps the shorter side >= 256; output size shown) and at full size (jpeg-js). ' +
+      'Decode: src/image at the scale the decode plan picks (`planDecode` with the resize target 256: JPEGs are decoded in the DCT domain ' +
+      'at the smallest 1/2, 1/4 or 1/8 scale that keeps the shorter side >= 2 x 256; output size shown) and at full size (our decoder, bit-exact with Pillow). ' +
       'Preprocessing: the image as the pipeline decodes it into both the wasm kernel (wasm/preprocess) and the TypeScript reference ' +
       '(src/preprocess/reference.ts): resize shorter side to 256, center crop 224, normalise. ' +
       'Test JPEGs: test/fixtures/photos/coffee.jpg (600x400) cropped and bilinearly scaled to each size, with light synthetic grain, baseline jpeg-js quality 90.',
     '',
     table(
-      ['image', 'JPEG', 'decode as the Worker does', 'decoded to', 'full-size decode (jpeg-js)', 'kernel', 'reference', 'reference / kernel', 'identical output'],
+      ['image', 'JPEG', 'decode as the Worker does', 'decoded to', 'full-size decode', 'kernel', 'reference', 'reference / kernel', 'identical output'],
       r.nodeStages.map((s) => [
         s.image,
         mb(s.bytes),
