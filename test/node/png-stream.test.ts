@@ -8,6 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { zlibSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors';
@@ -25,6 +27,19 @@ interface Golden {
 const golden = JSON.parse(readFileSync(new URL('golden.json', DIR), 'utf8')) as Golden;
 const LIMITS: DecodeLimits = { maxPixels: 16_000_000, maxMemoryMB: 32 };
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Full GCs, and time for V8 to release the freed ArrayBuffers (it sweeps them concurrently),
+ * so that the memory measured before a decode holds no garbage to be freed during it.
+ */
+setFlagsFromString('--expose-gc');
+const fullGc = runInNewContext('gc') as () => void;
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    fullGc();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+}
 
 /** A sink that collects, checking the RowSink contract: whole rows, in order, each once. */
 function collector(width: number, height: number): RowSink & { data: Uint8Array; rows: number } {
@@ -203,7 +218,7 @@ describe('decoding generated images gives their pixels', () => {
 });
 
 describe('memory', () => {
-  it('streams a 4032x3024 RGB PNG in a few hundred KB, far under the 32 MB budget', () => {
+  it('streams a 4032x3024 RGB PNG in a few hundred KB, far under the 32 MB budget', async () => {
     const width = 4032;
     const height = 3024;
     const { raw } = photoLike(width, height);
@@ -212,6 +227,7 @@ describe('memory', () => {
     const accounted = pngDecodeMemory(header);
     expect(accounted).toBeLessThan(1024 * 1024);
 
+    await settle(); // the generator's 36 MB of pixels are garbage by now
     const base = process.memoryUsage().arrayBuffers;
     let peak = 0;
     let rows = 0;
@@ -249,13 +265,13 @@ describe('memory', () => {
     expect(err.message).toMatch(/2000000x1 needs about \d+ MB.* 32 MB/);
   });
 
-  it('decompression bombs are refused fast, without inflating them', () => {
+  it('decompression bombs are refused fast, without inflating them', async () => {
     const small = png(16, 16, 8, 0, zlibSync(new Uint8Array(2 * 1024 * 1024)));
     expect(small.length).toBeLessThan(4096);
     expect(apiError(() => decodePng(small, readPngHeader(small), LIMITS)).message).toMatch(/more image data/);
 
-    const zeros = new Uint8Array(256 * 1024 * 1024); // 256 MB of zeros, ~250 KB compressed
-    const bomb = png(100, 100, 8, 2, zlibSync(zeros, { level: 9 }));
+    const bomb = png(100, 100, 8, 2, zlibSync(new Uint8Array(256 * 1024 * 1024), { level: 9 })); // 256 MB of zeros, ~250 KB
+    await settle();
     const base = process.memoryUsage().arrayBuffers;
     const t0 = performance.now();
     const err = apiError(() => decodePngTo(bomb, readPngHeader(bomb), collector(100, 100), LIMITS));
