@@ -285,8 +285,9 @@ def make_pngs():
     png_fixture("png-rgb16", wide(rgb_px), w, h, 16, 2, rgb_flat, "RGB 16-bit, high byte")
     png_fixture("png-rgba16", wide(rgba_px), w, h, 16, 6, rgb_flat, "RGBA 16-bit")
     png_fixture("png-gray8", gray_px, w, h, 8, 0, gray_rgb, "grayscale 8-bit")
-    png_fixture("png-gray16", wide(gray_px), w, h, 16, 0, gray_rgb,
-                "grayscale 16-bit: high byte; PIL clips to 255 instead", pil_agrees=False)
+    gray16 = wide(gray_px)
+    png_fixture("png-gray16", gray16, w, h, 16, 0, bytes(min(p[0], 255) for row in gray16 for p in row for _ in range(3)),
+                "grayscale 16-bit: PIL opens it as mode I and convert('RGB') clips to 255; we follow PIL")
     png_fixture("png-graya8", graya_px, w, h, 8, 4, gray_rgb, "gray+alpha 8-bit")
     png_fixture("png-graya16", wide(graya_px), w, h, 16, 4, gray_rgb, "gray+alpha 16-bit")
     for depth in (1, 2, 4):

@@ -41,8 +41,8 @@ export interface ImageInfo {
 /**
  * Where a streaming decoder puts its pixels: RGB rows (3 bytes a pixel, stored orientation),
  * top to bottom, each row exactly once, in calls of one or more whole rows. Lets a decoder
- * hand rows straight to the resize instead of holding the whole image (see collectRows for
- * the sink that does hold it).
+ * hand rows straight to the resize instead of holding the whole image. A decoder may have
+ * written rows before it throws (a checksum at the end): the sink's owner drops them then.
  */
 export interface RowSink {
   /** `rows` holds `count` rows of `width * 3` bytes, the first being row `y0`; valid only during the call. */
