@@ -105,6 +105,8 @@ describe('fixtures', () => {
   });
 });
 
+// Today (jpeg-js at full scale) the 4:2:0 and 4:4:4 photos/*.jpg also miss: mean |diff| 0.61-0.67
+// levels, and the chelsea ones move a class probability by 0.030-0.037. Measured on commit 847a66d.
 describe('full-scale decodes (JPEG baseline 1/1, progressive, PNG)', () => {
   fidelityCases(fullScale);
 });
