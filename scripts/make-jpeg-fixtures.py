@@ -130,6 +130,10 @@ def main():
     cjpeg(coffee, "coffee-custom-prog.jpg", "-quality", "85", "-scans", scans, "-restart", "5B")
     os.remove(scans)
 
+    # A 12 MP progressive file (smooth, so it stays small) for the memory bound at reduced scale.
+    big = astro.resize((4032, 3024), Image.BICUBIC)
+    save(big, "big-4032x3024-prog.jpg", quality=30, subsampling=2, progressive=True)
+
     files = sorted(glob.glob(os.path.join(OUT, "*.jpg")))
     write_golden(files, os.path.join(OUT, "golden.json"))
     tests = sorted(glob.glob(os.path.join(PILLOW_TESTS, "*.jpg")) + glob.glob(os.path.join(PILLOW_TESTS, "*.mpo")))
