@@ -23,7 +23,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildSensitiveResNetMeasured, probabilities, top2 } from '../models/src/sensitive';
 import { photoTensors } from '../models/src/quantize/photos';
-import { decodeImage, jpegScaleFor } from '../src/image/index';
+import { decodePlanned, jpegScaleFor, planDecode } from '../src/image/index';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../src/models/manifest';
 import { normalizeU8, resizeCropU8 } from '../src/preprocess/reference';
 
@@ -38,16 +38,15 @@ const LIMITS = { maxPixels: 100_000_000, maxMemoryMB: 8192 };
 // The two crops.
 
 /**
- * Our 224x224 HWC RGB crop of an upload, as the Worker computes it today (src/pipeline/classify.ts):
- * decodeImage with the model's shorter side (big baseline JPEGs decode at 1/2, 1/4 or 1/8), then
- * the resize + centre crop (resizeCropU8 is bit-exact with the wasm kernel the Worker runs).
- * THE one place to switch to the new pipeline call.
+ * Our 224x224 HWC RGB crop of an upload, as the Worker computes it (src/pipeline/prepare.ts):
+ * the decode plan for the model's spec (big JPEGs decode at 1/2, 1/4 or 1/8), then the resize
+ * with the full image's geometry + centre crop. Collected rather than streamed and resized by
+ * the TypeScript reference: both are bit-exact with the Worker's streaming wasm path
+ * (test/node/decode-plan.test.ts, test/node/preprocess.test.ts).
  */
 export function ourCrop(bytes: Uint8Array): Uint8Array {
-  // (Not an object literal in the call: stays type-clean while DecodeLimits loses minShorterSide.)
-  const limits = { ...LIMITS, minShorterSide: SPEC.resizeShorter };
-  const image = decodeImage(bytes, limits);
-  return resizeCropU8(image, SPEC);
+  const plan = planDecode(bytes, LIMITS, { target: SPEC.resizeShorter, collect: true });
+  return resizeCropU8(decodePlanned(bytes, plan, LIMITS), SPEC, plan.reduction);
 }
 
 export type Reference = { crop: Uint8Array; width: number; height: number } | { error: string };
