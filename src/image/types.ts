@@ -1,6 +1,6 @@
 /** Shared shapes of the image decoding layer. */
 
-export type ImageFormat = 'jpeg' | 'png';
+export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif';
 
 /**
  * Decoded pixels: RGB interleaved, 3 bytes a pixel, rows top to bottom, already turned upright
