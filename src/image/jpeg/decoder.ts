@@ -178,6 +178,11 @@ export interface DecodeOptions {
   maxMemoryBytes: number;
   /** Called with the bytes about to be allocated (tests check them against the bound). */
   onAllocate?: (bytes: number) => void;
+  /**
+   * Where the whole image goes when the caller collects it (outW * outH * 3 bytes): rows are
+   * converted straight into it, saving a copy; the sink still sees each strip (as a view).
+   */
+  target?: () => Uint8Array;
 }
 
 /** Decodes `bytes` into `sink`; the caller has checked the file reaches EOI. */
@@ -436,6 +441,7 @@ interface State {
   /** Scratch block for streaming decode (Int16: coefficients are JCOEF, 16-bit, in libjpeg). */
   block: Int16Array;
   identity: Int8Array;
+  target: Uint8Array | null;
 }
 
 function setup(frame: Frame, color: ColorModel, singleScan: boolean, opts: DecodeOptions): State {
@@ -493,6 +499,7 @@ function setup(frame: Frame, color: ColorModel, singleScan: boolean, opts: Decod
     rgb: new Uint8Array(layout.outW * 3 * layout.maxV * layout.minS),
     block: new Int16Array(64),
     identity,
+    target: opts.target ? opts.target() : null,
   };
 }
 
@@ -550,6 +557,24 @@ function decodeBlock(r: BitReader, dc: HuffmanTable, ac: HuffmanTable, comp: Com
   }
 }
 
+/** decodeBlock for the streaming path: every coefficient kept, no slot lookups. */
+function decodeBlockFull(r: BitReader, dc: HuffmanTable, ac: HuffmanTable, comp: Comp, blk: Int16Array): void {
+  const t = r.decode(dc);
+  comp.pred = (comp.pred + (t ? r.receiveExtend(t) : 0)) | 0;
+  blk[0] = comp.pred;
+  for (let k = 1; k < 64; k++) {
+    const rs = r.decode(ac);
+    const s = rs & 15;
+    if (s !== 0) {
+      k += rs >> 4;
+      blk[NATURAL[k]!] = r.receiveExtend(s);
+    } else {
+      if (rs !== 0xf0) break;
+      k += 15;
+    }
+  }
+}
+
 function idctInto(st: State, comp: Comp, coef: Int16Array, co: number, slots: Int8Array, out: Uint8Array, o: number): void {
   if (comp.mx === null) idctIslow(coef, co, comp.quant!, out, o, comp.stride);
   else idctReduced(coef, co, slots, comp.quant!, comp.mx, comp.my!, comp.sx, comp.sy, out, o, comp.stride);
@@ -571,7 +596,7 @@ function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: numb
       for (let by = my * comp.v; by < Math.min((my + 1) * comp.v, comp.rbh); by++) {
         for (let bx = 0; bx < comp.rbw; bx++) {
           blk.fill(0);
-          if (rs.beforeMcu()) decodeBlock(reader, dc!, ac!, comp, blk, 0, st.identity);
+          if (rs.beforeMcu()) decodeBlockFull(reader, dc!, ac!, comp, blk);
           idctInto(st, comp, blk, 0, st.identity, comp.strips[slot], (by - my * comp.v) * comp.sy * comp.stride + bx * comp.sx);
         }
       }
@@ -582,7 +607,7 @@ function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: numb
           for (let v = 0; v < comp.v; v++) {
             for (let h = 0; h < comp.h; h++) {
               blk.fill(0);
-              if (go) decodeBlock(reader, dc!, ac!, comp, blk, 0, st.identity);
+              if (go) decodeBlockFull(reader, dc!, ac!, comp, blk);
               idctInto(st, comp, blk, 0, st.identity, comp.strips[slot], v * comp.sy * comp.stride + (mx * comp.h + h) * comp.sx);
             }
           }
@@ -630,7 +655,7 @@ function emitStrip(st: State, r: number, sink: RowSink): void {
       refOff = (cy - base - c.stripRows) * c.stride;
     }
   };
-  const rgb = st.rgb;
+  const rgb = st.target ? st.target.subarray(y0 * outW * 3, y1 * outW * 3) : st.rgb;
   for (let oy = y0; oy < y1; oy++) {
     for (let i = 0; i < n; i++) {
       const c = comps[i]!;
@@ -782,54 +807,58 @@ function progressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval:
     });
     return;
   }
-  forEachBlock(st, reader, sc, interval, (s, b, rs) => {
-    const c = s.comp;
-    const coefs = c.coefs!;
-    const base = b * c.kept;
-    const refine = (z: number): void => {
-      if (reader.getBit()) {
-        const slot = c.slots[z]!;
-        if (slot >= 0) {
-          const v = coefs[base + slot]!;
-          if ((v & p1) === 0) coefs[base + slot] = v >= 0 ? v + p1 : v + m1;
-        }
-      }
-    };
-    let k = ss;
-    if (rs.eobrun === 0) {
-      for (; k <= se; k++) {
-        const sym = reader.decode(s.ac!);
-        let run = sym >> 4;
-        let sz = sym & 15;
-        if (sz !== 0) {
-          sz = reader.getBit() ? p1 : m1;
-        } else if (run !== 15) {
-          rs.eobrun = 1 << run;
-          if (run) rs.eobrun += reader.getBits(run);
-          break;
-        }
-        do {
-          const z = NATURAL[k]!;
-          if (isNonzero(c, b, z)) refine(z);
-          else if (--run < 0) break;
-          k++;
-        } while (k <= se);
-        if (sz !== 0) {
-          const z = NATURAL[k]!;
-          const slot = c.slots[z]!;
-          if (slot >= 0) coefs[base + slot] = sz;
-          setNonzero(c, b, z);
-        }
-      }
+  forEachBlock(st, reader, sc, interval, (s, b, rs) => acRefine(reader, s.ac!, s.comp, b, rs, ss, se, p1, m1));
+}
+
+/** A correction bit for an already-nonzero coefficient (only stored ones keep their value). */
+function correct(reader: BitReader, c: Comp, base: number, z: number, p1: number, m1: number): void {
+  if (reader.getBit()) {
+    const slot = c.slots[z]!;
+    if (slot >= 0) {
+      const coefs = c.coefs!;
+      const v = coefs[base + slot]!;
+      if ((v & p1) === 0) coefs[base + slot] = v >= 0 ? v + p1 : v + m1;
     }
-    if (rs.eobrun > 0) {
-      for (; k <= se; k++) {
+  }
+}
+
+/** jdphuff.c decode_mcu_AC_refine for one block. */
+function acRefine(reader: BitReader, ac: HuffmanTable, c: Comp, b: number, rs: Restarts, ss: number, se: number, p1: number, m1: number): void {
+  const base = b * c.kept;
+  let k = ss;
+  if (rs.eobrun === 0) {
+    for (; k <= se; k++) {
+      const sym = reader.decode(ac);
+      let run = sym >> 4;
+      let sz = sym & 15;
+      if (sz !== 0) {
+        sz = reader.getBit() ? p1 : m1;
+      } else if (run !== 15) {
+        rs.eobrun = 1 << run;
+        if (run) rs.eobrun += reader.getBits(run);
+        break;
+      }
+      do {
         const z = NATURAL[k]!;
-        if (isNonzero(c, b, z)) refine(z);
+        if (isNonzero(c, b, z)) correct(reader, c, base, z, p1, m1);
+        else if (--run < 0) break;
+        k++;
+      } while (k <= se);
+      if (sz !== 0) {
+        const z = NATURAL[k]!;
+        const slot = c.slots[z]!;
+        if (slot >= 0) c.coefs![base + slot] = sz;
+        setNonzero(c, b, z);
       }
-      rs.eobrun--;
     }
-  });
+  }
+  if (rs.eobrun > 0) {
+    for (; k <= se; k++) {
+      const z = NATURAL[k]!;
+      if (isNonzero(c, b, z)) correct(reader, c, base, z, p1, m1);
+    }
+    rs.eobrun--;
+  }
 }
 
 /** After the last scan of a buffered file: IDCT one iMCU row at a time and emit. */

@@ -93,6 +93,12 @@ export function idctIslow(coef: Int16Array, co: number, q: Int32Array, out: Uint
   }
   for (let c = 0; c < 8; c++) {
     const i = co + c;
+    if ((coef[i + 8]! | coef[i + 16]! | coef[i + 24]! | coef[i + 32]! | coef[i + 40]! | coef[i + 48]! | coef[i + 56]!) === 0) {
+      // What the full pass computes for a column with only its DC, without the multiplies.
+      const v = sat16(s16(coef[i]! * q[c]!) * 4);
+      for (let r = 0; r < 64; r += 8) ws[c + r] = v;
+      continue;
+    }
     pass(
       s16(coef[i]! * q[c]!),
       s16(coef[i + 8]! * q[c + 8]!),
@@ -110,8 +116,12 @@ export function idctIslow(coef: Int16Array, co: number, q: Int32Array, out: Uint
   }
   for (let r = 0; r < 8; r++) {
     const w = r * 8;
-    pass(ws[w]!, ws[w + 1]!, ws[w + 2]!, ws[w + 3]!, ws[w + 4]!, ws[w + 5]!, ws[w + 6]!, ws[w + 7]!, row, 0, 1, 18);
     const p = o + r * stride;
+    if ((ws[w + 1]! | ws[w + 2]! | ws[w + 3]! | ws[w + 4]! | ws[w + 5]! | ws[w + 6]! | ws[w + 7]!) === 0) {
+      out.fill(toSample(sat16((ws[w]! * 8192 + 131072) >> 18)), p, p + 8);
+      continue;
+    }
+    pass(ws[w]!, ws[w + 1]!, ws[w + 2]!, ws[w + 3]!, ws[w + 4]!, ws[w + 5]!, ws[w + 6]!, ws[w + 7]!, row, 0, 1, 18);
     for (let x = 0; x < 8; x++) out[p + x] = toSample(row[x]!);
   }
 }

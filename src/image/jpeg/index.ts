@@ -52,11 +52,12 @@ export function decodeJpegWith(
   limits: DecodeLimits,
   kernel: ReducedKernel = REDUCED_KERNEL,
   onAllocate?: (bytes: number) => void,
+  target?: () => Uint8Array,
 ): { width: number; height: number } {
   check(header, bytes, limits);
   const maxMemoryBytes = (limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB) * 2 ** 20;
   try {
-    return decodeInto(bytes, sink, { scale, kernel, maxMemoryBytes, ...(onAllocate ? { onAllocate } : {}) });
+    return decodeInto(bytes, sink, { scale, kernel, maxMemoryBytes, ...(onAllocate ? { onAllocate } : {}), ...(target ? { target } : {}) });
   } catch (err) {
     // Our own errors are ApiErrors; a RangeError (allocation) or anything else from hostile bytes is a 422.
     if (err instanceof Error && err.name === 'ApiError') throw err;
@@ -74,13 +75,9 @@ export function decodeJpegImage(bytes: Uint8Array, header: JpegHeader, scale: Jp
   const width = Math.ceil(header.width / scale);
   const height = Math.ceil(header.height / scale);
   let data: Uint8Array | null = null;
-  const size = decodeJpegTo(bytes, header, scale, {
-    write(rows, y0, count) {
-      // Allocated on the first rows, after the decoder's own admission checks.
-      data ??= new Uint8Array(width * height * 3);
-      data.set(rows.subarray(0, count * width * 3), y0 * width * 3);
-    },
-  }, limits);
+  // Allocated after the decoder's admission checks; rows are converted straight into it.
+  const target = (): Uint8Array => (data ??= new Uint8Array(width * height * 3));
+  const size = decodeJpegWith(bytes, header, scale, { write() {} }, limits, REDUCED_KERNEL, undefined, target);
   if (size.width !== width || size.height !== height || !data) throw unprocessableImage('corrupt JPEG: decoded size does not match its header');
   return { width, height, data };
 }
