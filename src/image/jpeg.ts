@@ -1,17 +1,12 @@
 /**
- * JPEG: our own walk of the marker segments (dimensions, EXIF orientation, colour model,
- * completeness), then jpeg-js for the pixels.
- *
- * The walk exists because jpeg-js only learns the size once it is decoding, and because it
- * learns of truncation late: past the end of the data its bit reader yields zeros, so a
- * cut-off file is decoded in full (padded) before a check at the end of the scan throws
- * "marker was not found". We refuse any file whose marker structure does not reach EOI
- * before jpeg-js sees it: cheaper, independent of jpeg-js's internals, and a clear message.
+ * JPEG: our own walk of the marker segments up to the first scan: dimensions, EXIF orientation,
+ * colour model. Everything probe() and the decode plan need, no pixel data (the decoder is
+ * ./jpeg/). Like libjpeg's marker reader (jdmarker.c next_marker), it skips stray bytes and
+ * stuffed FF 00 pairs between segments, which real files have and Pillow accepts.
  */
-import { decode as jpegJsDecode } from 'jpeg-js';
-import { tooLarge, unprocessableImage } from '../errors';
+import { unprocessableImage } from '../errors';
 import { hasExifPrefix, readExifOrientation } from './exif';
-import { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageInfo, type RgbImage } from './types';
+import type { ImageInfo } from './types';
 
 const SOI = 0xd8;
 const EOI = 0xd9;
@@ -24,7 +19,7 @@ export interface JpegHeader extends ImageInfo {
   format: 'jpeg';
   /** Low byte of the SOFn marker: 0xc0 baseline, 0xc1 extended, 0xc2 progressive, ... */
   sof: number;
-  /** Sample precision in bits; jpeg-js handles 8 only. */
+  /** Sample precision in bits; we decode 8 only. */
   precision: number;
   components: number;
   /** Three components that hold R, G, B rather than Y, Cb, Cr (see storedAsRgb). */
@@ -44,15 +39,17 @@ interface Marker {
 const u16 = (b: Uint8Array, i: number): number => (b[i]! << 8) | b[i + 1]!;
 
 /**
- * The marker at `pos`, past the 0xFF fill bytes that may precede it (T.81 B.1.1.2); null when
- * the data ends first.
+ * The next marker from `pos`, as libjpeg finds it: stray non-FF bytes are skipped, then the
+ * 0xFF fill bytes (T.81 B.1.1.2), and an FF 00 pair is not a marker. Null when the data ends.
  */
 function markerAt(bytes: Uint8Array, pos: number): Marker | null {
-  if (pos >= bytes.length) return null;
-  if (bytes[pos] !== 0xff) throw unprocessableImage(`corrupt JPEG: no marker at byte ${pos}`);
-  while (pos < bytes.length && bytes[pos] === 0xff) pos++;
-  if (pos >= bytes.length) return null;
-  return { code: bytes[pos]!, end: pos + 1 };
+  for (;;) {
+    while (pos < bytes.length && bytes[pos] !== 0xff) pos++;
+    while (pos < bytes.length && bytes[pos] === 0xff) pos++;
+    if (pos >= bytes.length) return null;
+    if (bytes[pos] !== 0x00) return { code: bytes[pos]!, end: pos + 1 };
+    pos++;
+  }
 }
 
 /** TEM and RSTn carry no length field. */
@@ -88,7 +85,7 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
       sawEoi = true;
       break;
     }
-    if (m.code === SOI || m.code === 0x00) throw unprocessableImage(`corrupt JPEG: stray marker at byte ${m.end - 2}`);
+    if (m.code === SOI) throw unprocessableImage(`corrupt JPEG: a second start-of-image marker at byte ${m.end - 2}`);
     if (isStandalone(m.code)) {
       pos = m.end;
       continue;
@@ -142,107 +139,10 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
 /**
  * libjpeg's rule (jdapimin.c, default_decompress_parms) for three components: JFIF means
  * YCbCr; else an Adobe segment decides (transform 0 = RGB); else component ids 'R','G','B' mean
- * RGB. jpeg-js assumes YCbCr unless told, so an RGB JPEG would come out in false colours.
+ * RGB.
  */
 function storedAsRgb(ids: number[], jfif: boolean, adobeTransform: number | null): boolean {
   if (ids.length !== 3 || jfif) return false;
   if (adobeTransform !== null) return adobeTransform === 0;
   return ids[0] === 0x52 && ids[1] === 0x47 && ids[2] === 0x42;
-}
-
-/**
- * Offset of the marker that ends the entropy-coded data starting at `pos`, or -1 when the
- * data runs out. Inside a scan 0xFF is always followed by 0x00 (a stuffed byte) or RSTn, so
- * the first other 0xFF pair is the next marker.
- */
-function endOfEntropyData(bytes: Uint8Array, pos: number): number {
-  for (let i = pos; ; ) {
-    i = bytes.indexOf(0xff, i);
-    if (i < 0 || i + 1 >= bytes.length) return -1;
-    const next = bytes[i + 1]!;
-    if (next === 0x00 || (next >= 0xd0 && next <= 0xd7)) i += 2;
-    else if (next === 0xff) i += 1; // fill byte before a marker
-    else return i;
-  }
-}
-
-/**
- * Walks scans and the tables between them (progressive files have many) until EOI. False
- * when the data ends first: the file was cut off. Bytes after EOI are ignored, as by libjpeg.
- */
-export function jpegReachesEoi(bytes: Uint8Array, scanStart: number): boolean {
-  if (scanStart < 0) return false;
-  for (let pos = scanStart; ; ) {
-    const m = markerAt(bytes, pos);
-    if (m === null) return false;
-    if (m.code === EOI) return true;
-    if (isStandalone(m.code)) {
-      pos = m.end;
-      continue;
-    }
-    if (m.end + 2 > bytes.length) return false;
-    const length = u16(bytes, m.end);
-    if (length < 2) throw unprocessableImage(`corrupt JPEG: bad segment length at byte ${m.end}`);
-    pos = m.end + length;
-    if (pos > bytes.length) return false;
-    if (m.code === SOS) {
-      pos = endOfEntropyData(bytes, pos);
-      if (pos < 0) return false;
-    }
-  }
-}
-
-function unsupportedProcess(sof: number): string | null {
-  if (sof === 0xc0 || sof === 0xc1 || sof === 0xc2) return null;
-  if (sof === 0xc3) return 'lossless JPEG is not supported';
-  if (sof >= 0xc9) return 'arithmetic-coded JPEG is not supported';
-  return 'hierarchical JPEG is not supported';
-}
-
-/** jpeg-js's messages for its own limits; anything else it throws means bad data. */
-const LIMIT_MESSAGE = /maxResolutionInMP|maxMemoryUsageInMB|allocate enough memory|allocation failed/;
-
-/** Decodes to RGB. `header` is readJpegHeader(bytes); the pixel limit has been checked. */
-export function decodeJpeg(bytes: Uint8Array, header: JpegHeader, limits: DecodeLimits): RgbImage {
-  const unsupported = unsupportedProcess(header.sof);
-  if (unsupported) throw unprocessableImage(unsupported);
-  if (header.precision !== 8) throw unprocessableImage(`${header.precision}-bit JPEG is not supported`);
-  if (header.components === 4 && header.adobeTransform === null) {
-    // jpeg-js only knows Adobe's (inverted) CMYK; plain CMYK without the segment is very rare.
-    throw unprocessableImage('CMYK JPEG without an Adobe segment is not supported');
-  }
-  if (header.components !== 1 && header.components !== 3 && header.components !== 4) {
-    throw unprocessableImage(`JPEG with ${header.components} components is not supported`);
-  }
-  if (!jpegReachesEoi(bytes, header.scanStart)) throw unprocessableImage('JPEG is truncated (no end-of-image marker)');
-
-  const maxMemoryMB = limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB;
-  let decoded: { width: number; height: number; data: Uint8Array };
-  try {
-    decoded = jpegJsDecode(bytes, {
-      useTArray: true,
-      // Grayscale is replicated to R=G=B by jpeg-js itself in this mode; CMYK and YCCK with
-      // an Adobe segment are inverted and converted with PIL's formula (checked by the tests).
-      formatAsRGBA: false,
-      // Tolerant mode only skips blocks past the image's last row, which valid files produce
-      // when the restart interval does not divide the MCU count; truncation is caught above.
-      tolerantDecoding: true,
-      // Our pixel check already passed; jpeg-js's own is a backstop (+1 against rounding).
-      maxResolutionInMP: (limits.maxPixels + 1) / 1e6,
-      maxMemoryUsageInMB: maxMemoryMB,
-      ...(header.rgb ? { colorTransform: false } : {}),
-    });
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    if (LIMIT_MESSAGE.test(message)) {
-      throw tooLarge(`JPEG of ${header.width}x${header.height} needs more than ${maxMemoryMB} MB to decode`);
-    }
-    // jpeg-js's own messages name the defect; a TypeError from inside it would only name its code.
-    const detail = err instanceof Error && err.constructor === Error ? `: ${message.slice(0, 100)}` : '';
-    throw unprocessableImage(`corrupt JPEG${detail}`, err);
-  }
-  if (decoded.width !== header.width || decoded.height !== header.height || decoded.data.length !== header.width * header.height * 3) {
-    throw unprocessableImage('corrupt JPEG: decoded size does not match its header');
-  }
-  return { width: decoded.width, height: decoded.height, data: decoded.data };
 }

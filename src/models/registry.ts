@@ -271,7 +271,9 @@ async function fromR2<T>(what: string, read: () => Promise<T>): Promise<T> {
     return await read();
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    throw modelUnavailable(`${what}: reading from R2 failed (${err instanceof Error ? err.message : String(err)}); retry shortly`, err);
+    // R2's own message stays in the log: it may name internals the caller has no use for.
+    console.error(`${what}: reading from R2 failed:`, err);
+    throw modelUnavailable(`${what}: reading from R2 failed; retry shortly`, err);
   }
 }
 

@@ -1,4 +1,5 @@
 /** Every route and every error status, through the Worker's fetch handler in workerd with local R2. */
+import { zlibSync } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { call, fixture, form, seedModel, type ErrorAnswer, type NativeAnswer } from './helpers';
 
@@ -258,8 +259,11 @@ describe('bad requests', () => {
   });
 
   it('413 when decoding would need more than MAX_DECODE_MB', async () => {
-    const res = await call('/predict', { method: 'POST', body: rocket }, { MAX_DECODE_MB: '1' });
-    await expectError(res, 413, 'payload_too_large');
+    // Streamed decodes need far less than 1 MB; an interlaced PNG must be held whole.
+    const res = await call('/predict', { method: 'POST', body: interlacedPng(800, 600) }, { MAX_DECODE_MB: '1' });
+    await expectError(res, 413, 'payload_too_large', /800x600 needs [\d.]+ MB to decode \(an interlaced PNG must be held whole\), over the limit of 1 MB/);
+    // The same photo as ever decodes in a few hundred kB, streamed.
+    expect((await call('/predict', { method: 'POST', body: rocket }, { MAX_DECODE_MB: '1' })).status).toBe(200);
   });
 
   it('415 for what is not a JPEG or PNG, whatever the Content-Type says', async () => {
@@ -274,9 +278,17 @@ describe('bad requests', () => {
   });
 
   it('500 without internals when something unexpected breaks', async () => {
-    const broken = { list: () => Promise.reject(new Error('secret detail at /internal/path')) } as unknown as R2Bucket;
+    // A listing of the wrong shape breaks our code past R2: a bug, so an opaque 500.
+    const broken = { list: () => Promise.resolve({ secret: 'detail at /internal/path' }) } as unknown as R2Bucket;
     const res = await call('/models', {}, { MODELS: broken });
     const body = await expectError(res, 500, 'internal', /^internal error$/);
+    expect(JSON.stringify(body)).not.toMatch(/secret|internal\/path|iterable/);
+  });
+
+  it('503 without R2\'s own words when R2 fails', async () => {
+    const broken = { list: () => Promise.reject(new Error('secret detail at /internal/path')) } as unknown as R2Bucket;
+    const res = await call('/models', {}, { MODELS: broken });
+    const body = await expectError(res, 503, 'model_unavailable', /the model list: reading from R2 failed; retry shortly/);
     expect(JSON.stringify(body)).not.toMatch(/secret|internal\/path/);
   });
 });
@@ -347,3 +359,36 @@ describe('API key and CORS', () => {
     expect(off.headers.get('Access-Control-Allow-Origin')).toBeNull();
   });
 });
+
+/** A black Adam7-interlaced 8-bit RGB PNG (every pass's rows: filter 0, zero samples). */
+function interlacedPng(width: number, height: number): Uint8Array {
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+  let raw = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const w = Math.ceil((width - x0!) / dx!);
+    const h = Math.ceil((height - y0!) / dy!);
+    if (w > 0 && h > 0) raw += h * (1 + w * 3);
+  }
+  const chunk = (type: string, data: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(12 + data.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, data.length);
+    for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+    out.set(data, 8);
+    let c = ~0;
+    for (const b of out.subarray(4, 8 + data.length)) {
+      c ^= b;
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+    }
+    view.setUint32(8 + data.length, ~c >>> 0);
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr.set([8, 2, 0, 0, 1], 8);
+  const parts = [Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlibSync(new Uint8Array(raw))), chunk('IEND', new Uint8Array())];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
+  return out;
+}
