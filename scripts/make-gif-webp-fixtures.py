@@ -30,6 +30,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -86,7 +87,8 @@ def answer(data, name="(bytes)"):
     try:
         rgb = pillow_decode.decode(io.BytesIO(data), True)
     except Exception as err:  # noqa: BLE001 - any refusal is an answer
-        return {"error": f"{type(err).__name__}: {err}"[:160].replace(name, "<file>")}
+        message = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "<file>", f"{type(err).__name__}: {err}")
+        return {"error": message.replace(name, "<file>")[:160]}
     return {"width": rgb.width, "height": rgb.height, "sha256": hashlib.sha256(rgb.tobytes()).hexdigest()}
 
 
@@ -265,8 +267,156 @@ def main():
         make_webp()
 
 
+def riff_chunks(data):
+    """[(fourcc, payload)] of a RIFF/WEBP file."""
+    out, pos = [], 12
+    while pos + 8 <= len(data):
+        size = struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        out.append((data[pos:pos + 4], data[pos + 8:pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    return out
+
+
+def chunk(tag, payload):
+    return tag + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) & 1 else b"")
+
+
+def riff(*chunks):
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def u24(v):
+    return struct.pack("<I", v)[:3]
+
+
+def animated(canvas, frames, bg=b"\xff\xff\xff\xff"):
+    """An animation from still WebPs: frames are (x, y, still file bytes), x and y even."""
+    w, h = canvas
+    alpha = any(tag == b"ALPH" or (tag == b"VP8L" and p[4] & 0x10) for _, _, f in frames for tag, p in riff_chunks(f))
+    vp8x = bytes([0x02 | (0x10 if alpha else 0), 0, 0, 0]) + u24(w - 1) + u24(h - 1)
+    out = [chunk(b"VP8X", vp8x), chunk(b"ANIM", bg + b"\x00\x00")]
+    for x, y, f in frames:
+        parts = [(t, p) for t, p in riff_chunks(f) if t in (b"ALPH", b"VP8 ", b"VP8L")]
+        fw, fh = Image.open(io.BytesIO(f)).size
+        head = u24(x // 2) + u24(y // 2) + u24(fw - 1) + u24(fh - 1) + u24(100) + b"\x00"
+        out.append(chunk(b"ANMF", head + b"".join(chunk(t, p) for t, p in parts)))
+    return riff(*out)
+
+
+def cwebp(png_bytes, *args):
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.png", Path(tmp) / "out.webp"
+        src.write_bytes(png_bytes)
+        subprocess.run(["cwebp", "-quiet", *args, str(src), "-o", str(dst)], check=True)
+        return dst.read_bytes()
+
+
+def png(im):
+    bio = io.BytesIO()
+    im.save(bio, "PNG")
+    return bio.getvalue()
+
+
+def with_alpha(im, seed):
+    """RGBA: a diagonal alpha ramp, a fully transparent block (whose colours must survive)."""
+    rng = Lcg(seed)
+    w, h = im.size
+    a = Image.new("L", im.size)
+    a.putdata([min(255, (x * 255 // w + y * 255 // h) // 2 + rng.below(8)) for y in range(h) for x in range(w)])
+    a.paste(0, (w // 4, h // 4, w // 2, h // 2))
+    rgba = im.convert("RGBA")
+    rgba.putalpha(a)
+    return rgba
+
+
+def exif_orientation(value):
+    """A minimal little-endian TIFF with IFD0 holding Orientation, after "Exif\\0\\0"."""
+    return b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00" + struct.pack("<H", value) + b"\x00\x00\x00\x00\x00\x00"
+
+
+def with_exif(still, orientation, flag=True):
+    """A still WebP rewrapped as VP8X with an EXIF chunk (and the EXIF flag unless flag=False)."""
+    parts = [(t, p) for t, p in riff_chunks(still) if t != b"VP8X"]
+    w, h = Image.open(io.BytesIO(still)).size
+    alpha = any(t == b"ALPH" for t, _ in parts)
+    flags = (0x08 if flag else 0) | (0x10 if alpha else 0)
+    return riff(chunk(b"VP8X", bytes([flags, 0, 0, 0]) + u24(w - 1) + u24(h - 1)),
+                *(chunk(t, p) for t, p in parts), chunk(b"EXIF", exif_orientation(orientation)))
+
+
+WEBP_LICENSE = """# WebP fixtures
+
+Made by `scripts/make-gif-webp-fixtures.py webp` (deterministic with Debian 12's cwebp 1.2.4).
+`manifest.json` holds Pillow 9.4's answer for each file (size and sha256 of its RGB decode, EXIF
+orientation applied) and, for small lossy ones, Pillow's RGB as `<name>.rgb`; `pillow-tests.json`
+Pillow's answers for ../shared/data/pillow-tests/*.webp (read in place, not copied).
+
+| fixtures | made from | author / source | license |
+| --- | --- | --- | --- |
+| chelsea-* | chelsea.png, shrunk, re-encoded | scikit-image sample data, photo by Stefan van der Walt | CC0 |
+| coffee-* | coffee.png, shrunk, alpha drawn by the script | scikit-image sample data, photo by Rachel Michetti | CC0 |
+| astronaut-* | astronaut.png, shrunk | scikit-image sample data, NASA | public domain |
+| anim-* | the files above as animation frames | as above | as above |
+| big-*, mid-* | flat colours drawn by the script | this project | Apache-2.0, as the project |
+
+The source photos are the project's shared sample photos (shared/data/photos, whose LICENSE.md
+this note repeats): all free of copyright restrictions.
+"""
+
+
 def make_webp():
-    raise SystemExit("webp fixtures: not yet")
+    """test/fixtures/webp/: re-encodings of the shared photos made with cwebp (lossy, lossless,
+    alpha, near-lossless), EXIF orientations, animations built from them (a first frame offset
+    on its canvas), one large flat image for the memory budget, with Pillow's answer for each in
+    manifest.json and, for lossy files, Pillow's RGB (*.rgb) to compare within a tolerance.
+    pillow-tests.json: Pillow's answers for ../shared/data/pillow-tests/*.webp."""
+    WEBP_OUT.mkdir(parents=True, exist_ok=True)
+    for old in WEBP_OUT.glob("*"):
+        old.unlink()
+    (WEBP_OUT / "LICENSE.md").write_text(WEBP_LICENSE)
+    corpus = sorted(CORPUS.glob("*.webp"))
+    write_json(WEBP_OUT / "pillow-tests.json",
+               {"pillow": PIL.__version__, "files": {p.name: answer(p.read_bytes(), str(p)) for p in corpus}})
+
+    chelsea = Image.open(PHOTOS / "chelsea.png").convert("RGB").resize((150, 100), Image.LANCZOS)
+    coffee = Image.open(PHOTOS / "coffee.png").convert("RGB").resize((120, 80), Image.LANCZOS)
+    astronaut = Image.open(PHOTOS / "astronaut.png").convert("RGB").resize((96, 96), Image.LANCZOS)
+    files = {
+        "chelsea-lossy-q80": cwebp(png(chelsea), "-q", "80"),
+        "chelsea-lossless": cwebp(png(chelsea), "-lossless"),
+        "coffee-lossy-alpha": cwebp(png(with_alpha(coffee, 1)), "-q", "70", "-exact"),
+        "coffee-lossless-alpha": cwebp(png(with_alpha(coffee, 2)), "-lossless", "-exact"),
+        "coffee-lossy-alpha-cleaned": cwebp(png(with_alpha(coffee, 3)), "-q", "60"),
+        "astronaut-near-lossless": cwebp(png(astronaut), "-near_lossless", "40"),
+        "astronaut-lossy-q30-odd": cwebp(png(astronaut.crop((0, 0, 91, 77))), "-q", "30"),
+    }
+    files["chelsea-lossy-exif6"] = with_exif(files["chelsea-lossy-q80"], 6)
+    files["chelsea-lossless-exif8"] = with_exif(files["chelsea-lossless"], 8)
+    files["chelsea-lossy-exif3-unflagged"] = with_exif(files["chelsea-lossy-q80"], 3, flag=False)
+    files["anim-lossy-alpha-offset"] = animated((160, 120), [(10, 20, files["coffee-lossy-alpha"]), (0, 0, files["chelsea-lossy-q80"])])
+    files["anim-lossless-offset"] = animated((130, 110), [(4, 6, files["coffee-lossless-alpha"]), (0, 0, files["coffee-lossy-alpha"])])
+    files["anim-lossy-full"] = animated((150, 100), [(0, 0, files["chelsea-lossy-q80"]), (10, 10, files["coffee-lossy-alpha"])])
+    big = Image.new("RGB", (4032, 3024), (90, 140, 200))
+    files["big-4032x3024-lossy"] = cwebp(png(big), "-q", "50")
+    mid = Image.new("RGB", (1200, 900), (200, 120, 40))
+    files["mid-1200x900-lossless"] = cwebp(png(mid), "-lossless")
+
+    manifest = {}
+    for name, data in files.items():
+        (WEBP_OUT / f"{name}.webp").write_bytes(data)
+        entry = answer(data)
+        # The first frame's bitstream: the first VP8/VP8L chunk header, nested in ANMF or not.
+        lossy_at, lossless_at = data.find(b"VP8 ", 12), data.find(b"VP8L", 12)
+        entry["lossless"] = lossless_at != -1 and (lossy_at == -1 or lossless_at < lossy_at)
+        if "sha256" in entry and not entry["lossless"] and entry["width"] * entry["height"] <= 160 * 120:
+            rgb = pillow_decode.decode(io.BytesIO(data), True)
+            (WEBP_OUT / f"{name}.rgb").write_bytes(rgb.tobytes())
+            entry["rgb"] = f"{name}.rgb"
+        manifest[f"{name}.webp"] = entry
+    write_json(WEBP_OUT / "manifest.json", {"pillow": PIL.__version__, "cwebp": "libwebp " + subprocess.run(
+        ["cwebp", "-version"], capture_output=True, text=True).stdout.strip(), "files": manifest})
+    print(f"webp: {len(corpus)} corpus answers, {len(manifest)} made files")
 
 
 if __name__ == "__main__":
