@@ -174,6 +174,23 @@ describe('a 12 MP photo', () => {
     expect(s.p999).toBeLessThanOrEqual(8);
   });
 
+  it('at 1/8 (a resize target of 128, so that 12 MP reaches it) the crop meets the same targets', () => {
+    const spec = { ...SPEC, resizeShorter: 128, cropWidth: 112, cropHeight: 112 };
+    const bytes = encodeJpeg(mirrorTile(decodeImage(read('photos/coffee.jpg'), { maxPixels: 1e9 }), 4096, 3072), 85);
+    const plan = planFor(bytes, spec, WORKER);
+    expect(plan).toMatchObject({ scale: 8, width: 512, height: 384, path: 'jpeg@1/8' });
+    const got = new Float32Array(3 * 112 * 112);
+    prepareInput(bytes, plan, spec, WORKER, kernel, got, 0);
+    const ref = resizeCropU8(decodeImage(bytes, { maxPixels: 1e9 }), spec);
+    const plane = 112 * 112;
+    const u8 = new Uint8Array(plane * 3);
+    for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) u8[i * 3 + c] = Math.round((got[c * plane + i]! * spec.std[c]! + spec.mean[c]!) * 255);
+    const s = stats(u8, ref);
+    console.log(`12 MP tiled coffee, 1/8 decode vs exact full decode, 112 crop of 128: mean ${s.mean.toFixed(3)} p99.9 ${s.p999} max ${s.max}`);
+    expect(s.mean).toBeLessThanOrEqual(0.5);
+    expect(s.p999).toBeLessThanOrEqual(8);
+  });
+
   it('a 12 MP PNG streams through in bounded memory, and equals the whole-image path', () => {
     // Non-interlaced RGB, rows with a varying filter byte so every filter is exercised.
     const w = 4032;

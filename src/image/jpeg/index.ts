@@ -159,23 +159,28 @@ export function jpegDecodeMemory(header: JpegHeader, scale: JpegScale, bytes?: U
 
 /**
  * The scale to decode at for a model that resizes the shorter side to `resizeShorter`: the
- * largest whose reduced shorter side, ceil(shorter / scale), stays at least 2 * resizeShorter.
+ * largest whose reduced shorter side, ceil(shorter / scale), stays at least SCALE_RATIO[scale]
+ * * resizeShorter.
  *
  * Measured (bench/jpeg-decode.ts --reduced; 4 photos upscaled to 1024..4032, 4 encodings each,
  * 224 crop of 256 against Pillow's full decode + resize): with the 'lowfreq' kernel, every
- * decode with reduced shorter side >= 1.97 x 256 has mean |diff| <= 0.45 and 99.9% of values
- * within 5 levels (max 7); at 1..1.5 x the mean reaches 2.1 and the 99.9th percentile 24.
+ * 1/2 and 1/4 decode with reduced shorter side >= 1.97 x 256 has mean |diff| <= 0.45 and 99.9%
+ * of values within 5 levels (max 7); at 1..1.5 x the mean reaches 2.1 and the 99.9th
+ * percentile 24. At 1/8 only the DC term is left (an 8x8 box average), a coarser pre-filter:
+ * a 4096x4096 photo at ratio 2 missed (mean 0.66, test/node/fidelity.test.ts), so 1/8 waits
+ * for ratio 3 (measured worst mean 0.17 there). With the default MAX_PIXELS (16 MP) that means
+ * 1/8 is never used; it serves deployments that admit larger photos.
  */
 export function jpegScaleFor(width: number, height: number, resizeShorter: number): JpegScale {
   const shorter = Math.min(width, height);
   for (const s of [8, 4, 2] as const) {
-    if (Math.ceil(shorter / s) >= SCALE_RATIO * resizeShorter) return s;
+    if (Math.ceil(shorter / s) >= SCALE_RATIO[s] * resizeShorter) return s;
   }
   return 1;
 }
 
-/** Reduced shorter side / resizeShorter needed; see jpegScaleFor. */
-export const SCALE_RATIO = 2;
+/** Reduced shorter side / resizeShorter needed at each scale; see jpegScaleFor. */
+export const SCALE_RATIO: Readonly<Record<2 | 4 | 8, number>> = { 2: 2, 4: 2, 8: 3 };
 
 /**
  * A JpegHeader from our own marker walk, which skips junk between segments as libjpeg does
