@@ -26,6 +26,7 @@ export default defineConfig({
         test: {
           name: 'node',
           include: ['test/node/**/*.test.ts'],
+          setupFiles: ['test/node/setup-wasm.ts'],
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 300_000,

@@ -44,9 +44,9 @@ const LIMITS = { maxPixels: 100_000_000, maxMemoryMB: 8192 };
  * the TypeScript reference: both are bit-exact with the Worker's streaming wasm path
  * (test/node/decode-plan.test.ts, test/node/preprocess.test.ts).
  */
-export function ourCrop(bytes: Uint8Array): Uint8Array {
+export async function ourCrop(bytes: Uint8Array): Promise<Uint8Array> {
   const plan = planDecode(bytes, LIMITS, { target: SPEC.resizeShorter, collect: true });
-  return resizeCropU8(decodePlanned(bytes, plan, LIMITS), SPEC, plan.reduction);
+  return resizeCropU8(await decodePlanned(bytes, plan, LIMITS), SPEC, plan.reduction);
 }
 
 export type Reference = { crop: Uint8Array; width: number; height: number } | { error: string };
@@ -412,7 +412,7 @@ export async function runFidelity(
   const hists = new Map<string, Float64Array>();
   const pairs: { i: number; ref: Uint8Array; ours: Uint8Array }[] = [];
   const refs = referenceCrops(files);
-  files.forEach((file, n) => {
+  for (const [n, file] of files.entries()) {
     const bytes = new Uint8Array(readFileSync(file));
     const facts = decodePathOf(bytes, o.scaleFor);
     const r: ImageResult = { file, ...facts };
@@ -420,21 +420,21 @@ export async function runFidelity(
     const ref = refs.get(file)!;
     if ('error' in ref) {
       r.error = `reference: ${ref.error}`;
-      return;
+      continue;
     }
     let ours: Uint8Array;
     try {
-      ours = ourCrop(bytes);
+      ours = await ourCrop(bytes);
     } catch (err) {
       r.error = err instanceof Error ? err.message : String(err);
-      return;
+      continue;
     }
     const d = cropDiff(ours, ref.crop);
     hists.set(file, d.hist);
     Object.assign(r, { mean: d.mean, max: d.max, p999: percentileOf(d.hist, 99.9) });
     pairs.push({ i: results.length - 1, ref: ref.crop, ours });
     log(`${n + 1}/${files.length} ${basename(file)}: ${facts.path} mean ${d.mean.toFixed(3)} max ${d.max}`);
-  });
+  }
   if (model) {
     const tensors = pairs.flatMap((p) => [toTensor(p.ref), toTensor(p.ours)]);
     const probs = await probabilities(model, tensors);

@@ -59,7 +59,7 @@ async function measureAll(o: BenchOptions, started: number, code: string, worker
   const jpegs = await testJpegs(o.workDir);
   const small = jpegs.find((j) => j.name === SMALL)!;
   // The input every runtime gets: the small JPEG decoded and preprocessed as the Worker does it.
-  const smallTensor = workerTensor(kernel, small.bytes);
+  const smallTensor = await workerTensor(kernel, small.bytes);
   const inputPath = join(o.workDir, `input-${SMALL}.f32`);
   await writeFile(inputPath, new Uint8Array(smallTensor.buffer));
 

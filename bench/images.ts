@@ -156,9 +156,9 @@ export function tensorOf(kernel: PreprocessKernel, img: RgbImage): Float32Array 
 }
 
 /** The model input the Worker makes from these bytes (its decode plan, streamed into the kernel). */
-export function workerTensor(kernel: PreprocessKernel, bytes: Uint8Array): Float32Array {
+export async function workerTensor(kernel: PreprocessKernel, bytes: Uint8Array): Promise<Float32Array> {
   const t = new Float32Array(3 * IMAGENET_PREPROCESS.cropHeight * IMAGENET_PREPROCESS.cropWidth);
-  prepareInput(bytes, planFor(bytes, IMAGENET_PREPROCESS, NO_LIMIT), IMAGENET_PREPROCESS, NO_LIMIT, kernel, t, 0);
+  await prepareInput(bytes, planFor(bytes, IMAGENET_PREPROCESS, NO_LIMIT), IMAGENET_PREPROCESS, NO_LIMIT, kernel, t, 0);
   return t;
 }
 

@@ -5,7 +5,7 @@
  * Worker preprocesses. (The Worker streams decoded rows into the kernel; here the two are
  * timed apart, on the collected image.)
  */
-import { decodeImage, decodePlanned, planDecode, type DecodeLimits } from '../src/image/index';
+import { decodeImage, decodePlannedSync, planDecode, type DecodeLimits } from '../src/image/index';
 import { IMAGENET_PREPROCESS } from '../src/models/manifest';
 import { preprocessReference } from '../src/preprocess/reference';
 import type { PreprocessKernel } from '../wasm/preprocess/index';
@@ -33,7 +33,7 @@ export interface NodeStageResult {
 /** The image the Worker preprocesses for `bytes`: the planned decode, collected, and its reduction. */
 export function workerDecode(bytes: Uint8Array, limits: DecodeLimits) {
   const plan = planDecode(bytes, limits, { target: IMAGENET_PREPROCESS.resizeShorter, collect: true });
-  return { image: decodePlanned(bytes, plan, limits), reduction: plan.reduction };
+  return { image: decodePlannedSync(bytes, plan, limits), reduction: plan.reduction };
 }
 
 /** Calls each function in turn, BLOCK at a time, so that background load hits them alike. */

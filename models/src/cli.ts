@@ -2,6 +2,7 @@
  * The models CLI: `npm run models -- <command> ...`. Each command lives in
  * models/src/commands/<name>.ts and exports a `Command`; this file only dispatches.
  */
+import './node-wasm';
 import type { Command } from './commands/command';
 import { evalCommand } from './commands/eval';
 import { fetchCommand } from './commands/fetch';

@@ -299,7 +299,7 @@ async function classifyImage(image: LabeledImage, loaded: Loaded[], kernel: Prep
     if (!tensor) {
       tensor = new Float32Array(3 * spec.cropHeight * spec.cropWidth);
       // The Worker's own path: the decode plan for this spec (reduced scale for big JPEGs), streamed into the kernel.
-      prepareInput(bytes, planFor(bytes, spec, LIMITS), spec, LIMITS, kernel, tensor, 0);
+      await prepareInput(bytes, planFor(bytes, spec, LIMITS), spec, LIMITS, kernel, tensor, 0);
       tensors.set(key, tensor);
     }
     top5[l.variant] = topK(await runOne(l, tensor), TOP_K);

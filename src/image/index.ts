@@ -4,10 +4,14 @@
  *
  *   sniff(bytes)                        the format, by magic bytes only
  *   probe(bytes, limits?)               format, stored size and EXIF orientation from the header
- *   planDecode(bytes, limits, target?)  how this upload will be decoded: scale, memory, streaming
+ *   planDecode(bytes, limits, opts)     how this upload will be decoded: scale, memory, streaming
  *   decodeRows(bytes, plan, sink)       rows straight into a RowSink (plan.streams)
- *   decodePlanned(bytes, plan)          the whole image at the plan's scale, upright
- *   decodeImage(bytes, limits)          the whole image at full size, upright
+ *   decodePlanned(bytes, plan)          the whole image at the plan's scale, upright (async: WebP's wasm)
+ *   decodeImage(bytes, limits)          the whole image at full size, upright (sync: not WebP)
+ *
+ * Formats: JPEG (our decoder, ./jpeg/: bit-exact with Pillow's libjpeg-turbo), PNG (ours,
+ * streamed), GIF (ours, first frame), WebP (libwebp in wasm, ./webp/). Anything else is a 415
+ * that names what was sent and what we read.
  *
  * A big JPEG is decoded in the DCT domain at 1/2, 1/4 or 1/8 when the model resizes it far
  * below that anyway (`target`, the model's resizeShorter); the plan then carries the
@@ -19,20 +23,22 @@
  * unsupported-variant files. Plain JS over Uint8Array: runs in workerd without nodejs_compat.
  */
 import { tooLarge, unsupportedMedia } from '../errors';
+import { decodeGif, gifDecodeMemory, readGifHeader, type GifHeader } from './gif';
 import { readJpegHeader, type JpegHeader } from './jpeg';
 import { decodeJpegImage, decodeJpegTo, jpegDecodeMemory, jpegScaleFor, type JpegScale } from './jpeg/index';
 import { applyOrientation } from './orient';
 import { decodePng, decodePngTo, pngDecodeMemory, readPngHeader, type PngHeader } from './png';
-import { sniff } from './sniff';
+import { sniff, unsupportedFormatMessage } from './sniff';
+import { readWebpHeader, webpDecodeMemory, type WebpHeader } from './webp/header';
 import { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageInfo, type RgbImage, type RowSink } from './types';
 
-export { sniff } from './sniff';
+export { sniff, SUPPORTED_FORMATS } from './sniff';
 export { applyOrientation } from './orient';
 export { readExifOrientation } from './exif';
 export { jpegScaleFor, type JpegScale } from './jpeg/index';
 export { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageFormat, type ImageInfo, type RgbImage, type RowSink } from './types';
 
-type Header = JpegHeader | PngHeader;
+type Header = JpegHeader | PngHeader | GifHeader | WebpHeader;
 
 /** How one upload will be decoded (see planDecode). */
 export interface DecodePlan {
@@ -58,10 +64,31 @@ function readHeader(bytes: Uint8Array): Header {
       return readJpegHeader(bytes);
     case 'png':
       return readPngHeader(bytes);
+    case 'gif':
+      return readGifHeader(bytes);
+    case 'webp':
+      return readWebpHeader(bytes);
     default:
-      throw unsupportedMedia('not a JPEG or PNG image');
+      throw unsupportedMedia(unsupportedFormatMessage(bytes));
   }
 }
+
+/** Bytes the format's decoder allocates for this header (streamed where it can stream). */
+function decoderMemory(header: Header, scale: JpegScale, bytes: Uint8Array): number {
+  switch (header.format) {
+    case 'jpeg':
+      return jpegDecodeMemory(header, scale, bytes);
+    case 'png':
+      return pngDecodeMemory(header);
+    case 'gif':
+      return gifDecodeMemory(header);
+    case 'webp':
+      return webpDecodeMemory(header);
+  }
+}
+
+/** Decoders that hand rows to a sink as they go; the others return the whole image. */
+const streaming = (header: Header): header is JpegHeader | PngHeader => header.format === 'jpeg' || header.format === 'png';
 
 function checkPixels(info: ImageInfo, limits: DecodeLimits): void {
   const pixels = info.width * info.height;
@@ -95,14 +122,22 @@ export function planDecode(bytes: Uint8Array, limits: DecodeLimits, options: { t
   const width = Math.ceil(header.width / scale);
   const height = Math.ceil(header.height / scale);
   const transposed = header.orientation >= 5;
-  const streams = header.orientation === 1 && !collect;
-  const decoderBytes = header.format === 'jpeg' ? jpegDecodeMemory(header, scale, bytes) : pngDecodeMemory(header);
-  // Not streamed: the image is collected, and turning it upright may copy it once more.
-  const collected = streams ? 0 : width * height * 3 * (transposed ? 2 : 1);
+  const streams = header.orientation === 1 && !collect && streaming(header);
+  const decoderBytes = decoderMemory(header, scale, bytes);
+  // Not streamed: the image is collected (GIF and WebP figures include their own output), and
+  // turning it upright may copy it once more.
+  const collected = (streams || !streaming(header) ? 0 : width * height * 3) + (transposed ? width * height * 3 : 0);
   const memoryBytes = decoderBytes + collected;
   const budget = (limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB) * 2 ** 20;
   if (memoryBytes > budget) {
-    const why = header.format === 'png' && header.interlaced ? ' (an interlaced PNG must be held whole)' : '';
+    const why =
+      header.format === 'png' && header.interlaced
+        ? ' (an interlaced PNG must be held whole)'
+        : header.format === 'webp'
+          ? ' (the WebP decoder has no reduced-scale or row-by-row decoding)'
+          : header.format === 'gif'
+            ? ' (a GIF frame is decoded whole)'
+            : '';
     throw tooLarge(
       `${header.format.toUpperCase()} of ${header.width}x${header.height} needs ${mb(memoryBytes)} MB to decode${why}, over the limit of ${limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB} MB`,
     );
@@ -125,27 +160,57 @@ const mb = (bytes: number) => Math.ceil((bytes / 2 ** 20) * 10) / 10;
 
 function pathOf(header: Header, scale: number): string {
   if (header.format === 'png') return header.interlaced ? 'png-interlaced' : 'png';
+  if (header.format === 'gif') return 'gif';
+  if (header.format === 'webp') return header.lossless ? 'webp-lossless' : 'webp-lossy';
   const kind = header.sof === 0xc2 ? 'jpeg-progressive' : 'jpeg';
   return scale > 1 ? `${kind}@1/${scale}` : kind;
 }
 
 /** Streams the planned decode into `sink`, rows in stored order (= upright: plan.streams). */
 export function decodeRows(bytes: Uint8Array, plan: DecodePlan, sink: RowSink, limits: DecodeLimits): void {
-  if (!plan.streams) throw new Error(`decodeRows: ${plan.path} with orientation ${plan.header.orientation} does not stream`);
   const h = plan.header;
+  if (!plan.streams || !streaming(h)) throw new Error(`decodeRows: ${plan.path} with orientation ${h.orientation} does not stream`);
   if (h.format === 'jpeg') decodeJpegTo(bytes, h, plan.scale, sink, limits);
   else decodePngTo(bytes, h, sink, limits);
 }
 
-/** The planned decode as one upright image. */
-export function decodePlanned(bytes: Uint8Array, plan: DecodePlan, limits: DecodeLimits): RgbImage {
+/** The planned decode as one upright image, for the formats whose decoders are synchronous (not WebP). */
+export function decodePlannedSync(bytes: Uint8Array, plan: DecodePlan, limits: DecodeLimits): RgbImage {
   const h = plan.header;
-  const image = h.format === 'jpeg' ? decodeJpegImage(bytes, h, plan.scale, limits) : decodePng(bytes, h, limits);
+  let image: RgbImage;
+  switch (h.format) {
+    case 'jpeg':
+      image = decodeJpegImage(bytes, h, plan.scale, limits);
+      break;
+    case 'png':
+      image = decodePng(bytes, h, limits);
+      break;
+    case 'gif':
+      image = decodeGif(bytes, h, limits);
+      break;
+    case 'webp':
+      throw new Error('WebP decodes asynchronously (libwebp in wasm): use decodePlanned');
+  }
   // Orientation only permutes pixels, so applying it after scaling is the same as before.
   return applyOrientation(image, h.orientation);
 }
 
-/** Decodes one upload to upright RGB at full size. */
+/** The planned decode as one upright image, any format. */
+export async function decodePlanned(bytes: Uint8Array, plan: DecodePlan, limits: DecodeLimits): Promise<RgbImage> {
+  const h = plan.header;
+  if (h.format !== 'webp') return decodePlannedSync(bytes, plan, limits);
+  // Loaded on first use: libwebp's wasm is only instantiated for WebP uploads (and Node tools
+  // that never see one need no .wasm loader).
+  const { decodeWebp } = await import('./webp/index');
+  return applyOrientation(await decodeWebp(bytes, h, limits), h.orientation);
+}
+
+/** Decodes one upload to upright RGB at full size (JPEG, PNG, GIF: tools and tests). */
 export function decodeImage(bytes: Uint8Array, limits: DecodeLimits): RgbImage {
+  return decodePlannedSync(bytes, planDecode(bytes, limits, { collect: true }), limits);
+}
+
+/** The same for any format, WebP included. */
+export async function decodeImageAsync(bytes: Uint8Array, limits: DecodeLimits): Promise<RgbImage> {
   return decodePlanned(bytes, planDecode(bytes, limits, { collect: true }), limits);
 }

@@ -70,7 +70,7 @@ export async function classify(registry: ModelRegistry, modelId: string, uploads
       const plan = plans[i]!;
       const release = await blameAsync(upload, uploads.length, () => options.reserveMemory?.(plan.memoryBytes));
       try {
-        const done = blame(upload, uploads.length, () => prepareInput(upload.bytes, plan, spec, limits, getKernel(), batch, i * imageSize));
+        const done = await blameAsync(upload, uploads.length, () => prepareInput(upload.bytes, plan, spec, limits, getKernel(), batch, i * imageSize));
         timings.decode += done.decodeMs;
         timings.preprocess += done.preprocessMs;
       } finally {

@@ -32,7 +32,7 @@ export const planFor = (bytes: Uint8Array, spec: PreprocessSpec, limits: DecodeL
  * Writes the model input for `bytes` (3 x cropHeight x cropWidth floats, CHW) into `out` at
  * `offset`, following `plan` (from planFor).
  */
-export function prepareInput(
+export async function prepareInput(
   bytes: Uint8Array,
   plan: DecodePlan,
   spec: PreprocessSpec,
@@ -40,7 +40,7 @@ export function prepareInput(
   pre: Preprocessor,
   out: Float32Array,
   offset: number,
-): Prepared {
+): Promise<Prepared> {
   let t = performance.now();
   if (plan.streams) {
     const job = pre.begin(plan.width, plan.height, spec, plan.reduction);
@@ -50,7 +50,7 @@ export function prepareInput(
     job.finish(out, offset);
     return { plan, decodeMs, preprocessMs: performance.now() - t };
   }
-  const image = decodePlanned(bytes, plan, limits);
+  const image = await decodePlanned(bytes, plan, limits);
   const decodeMs = performance.now() - t;
   t = performance.now();
   pre.run(image, spec, out, offset, plan.reduction);

@@ -27,10 +27,10 @@ beforeAll(() => {
   kernel = PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(new URL('wasm/preprocess/build/preprocess.wasm', ROOT))));
 });
 
-function input(bytes: Uint8Array): { tensor: Float32Array; plan: ReturnType<typeof planFor> } {
+async function input(bytes: Uint8Array): Promise<{ tensor: Float32Array; plan: ReturnType<typeof planFor> }> {
   const plan = planFor(bytes, SPEC, WORKER);
   const tensor = new Float32Array(N);
-  prepareInput(bytes, plan, SPEC, WORKER, kernel, tensor, 0);
+  await prepareInput(bytes, plan, SPEC, WORKER, kernel, tensor, 0);
   return { tensor, plan };
 }
 
@@ -81,7 +81,7 @@ function mirrorTile(img: RgbImage, w: number, h: number): RgbImage {
 }
 
 describe('planDecode', () => {
-  it('decodes at full size what the resize would not reduce at least 2x, reduced scale above', () => {
+  it('decodes at full size what the resize would not reduce at least 2x, reduced scale above', async () => {
     const coffee = read('photos/coffee.jpg'); // 600x400
     expect(planFor(coffee, SPEC, WORKER)).toMatchObject({ scale: 1, width: 600, height: 400, streams: true, path: 'jpeg' });
     expect(planFor(coffee, SPEC, WORKER).reduction).toBeUndefined();
@@ -89,7 +89,7 @@ describe('planDecode', () => {
     expect(planFor(png, SPEC, WORKER)).toMatchObject({ scale: 1, streams: true, path: 'png' });
   });
 
-  it('gives the upright full size to the resize of a reduced, rotated photo', () => {
+  it('gives the upright full size to the resize of a reduced, rotated photo', async () => {
     // chelsea-exif6.jpg is stored 300x451 with orientation 6, upright 451x300; a 128 target
     // makes 1/2 (a shorter side of 150 >= 2 x 64 would too, but 2 x 128 = 256 > 150: so 1).
     const bytes = read('photos/chelsea-exif6.jpg');
@@ -100,7 +100,7 @@ describe('planDecode', () => {
     expect(plan.memoryBytes).toBeGreaterThan(2 * 150 * 226 * 3);
   });
 
-  it('refuses with 413 what needs more memory than MAX_DECODE_MB, naming the sizes', () => {
+  it('refuses with 413 what needs more memory than MAX_DECODE_MB, naming the sizes', async () => {
     const bytes = read('photos/coffee.jpg');
     let err: unknown;
     try {
@@ -115,10 +115,10 @@ describe('planDecode', () => {
 });
 
 describe('prepareInput', () => {
-  it('streams rows into the resize with exactly the result of decoding whole first', () => {
+  it('streams rows into the resize with exactly the result of decoding whole first', async () => {
     for (const file of ['photos/coffee.jpg', 'photos/astronaut.jpg', 'photos/camera.png', 'images/jpeg-progressive.jpg', 'images/png-rgb8-adam7.png']) {
       const bytes = read(file);
-      const streamed = input(bytes);
+      const streamed = await input(bytes);
       expect(streamed.plan.streams, file).toBe(true);
       const whole = new Float32Array(N);
       kernel.run(decodeImage(bytes, { maxPixels: 1e9 }), SPEC, whole, 0);
@@ -128,9 +128,9 @@ describe('prepareInput', () => {
     }
   });
 
-  it('applies EXIF orientation: a photo stored rotated gives the upright photo\'s input', () => {
+  it('applies EXIF orientation: a photo stored rotated gives the upright photo\'s input', async () => {
     const bytes = read('photos/chelsea-exif6.jpg');
-    const rotated = input(bytes);
+    const rotated = await input(bytes);
     expect(rotated.plan.streams).toBe(false);
     expect(rotated.tensor).toEqual(referenceInput(bytes).tensor);
     // The same photo stored upright (another encoding of it) gives nearly the same input.
@@ -139,13 +139,13 @@ describe('prepareInput', () => {
     expect(stats(toU8(rotated.tensor), resizeCropU8(upright, SPEC)).mean).toBeLessThan(2);
   });
 
-  it('orients after scaling: the reduced decode turned upright is the upright reduced input', () => {
+  it('orients after scaling: the reduced decode turned upright is the upright reduced input', async () => {
     const bytes = read('photos/chelsea-exif6.jpg');
     const plan = planDecode(bytes, WORKER, { target: 64 });
     const spec = { ...SPEC, resizeShorter: 64, cropWidth: 56, cropHeight: 56 };
     const got = new Float32Array(3 * 56 * 56);
-    prepareInput(bytes, plan, spec, WORKER, kernel, got, 0);
-    const stored = decodePlanned(bytes, { ...plan, header: { ...plan.header, orientation: 1 } }, WORKER);
+    await prepareInput(bytes, plan, spec, WORKER, kernel, got, 0);
+    const stored = await decodePlanned(bytes, { ...plan, header: { ...plan.header, orientation: 1 } }, WORKER);
     const want = new Float32Array(3 * 56 * 56);
     kernel.run(applyOrientation(stored, 6), spec, want, 0, plan.reduction);
     expect(got).toEqual(want);
@@ -159,14 +159,14 @@ describe('a 12 MP photo', () => {
     tiled = encodeJpeg(mirrorTile(decodeImage(read('photos/chelsea.jpg'), { maxPixels: 1e9 }), 4032, 3024), 90);
   });
 
-  it('is decoded at reduced scale within the decode budget, streamed', () => {
+  it('is decoded at reduced scale within the decode budget, streamed', async () => {
     const plan = planFor(tiled, SPEC, WORKER);
     expect(plan).toMatchObject({ scale: 4, width: 1008, height: 756, streams: true, path: 'jpeg@1/4' });
     expect(plan.memoryBytes).toBeLessThan(8 * 2 ** 20);
   });
 
-  it('gives a crop within mean 0.5 and 99.9% within 8 levels of the exact full decode', () => {
-    const got = toU8(input(tiled).tensor);
+  it('gives a crop within mean 0.5 and 99.9% within 8 levels of the exact full decode', async () => {
+    const got = toU8((await input(tiled)).tensor);
     const ref = referenceInput(tiled).u8;
     const s = stats(got, ref);
     console.log(`12 MP tiled chelsea, 1/4 decode vs exact full decode, 224 crop: mean ${s.mean.toFixed(3)} p99.9 ${s.p999} max ${s.max}`);
@@ -174,13 +174,13 @@ describe('a 12 MP photo', () => {
     expect(s.p999).toBeLessThanOrEqual(8);
   });
 
-  it('at 1/8 (a resize target of 128, so that 12 MP reaches it) the crop meets the same targets', () => {
+  it('at 1/8 (a resize target of 128, so that 12 MP reaches it) the crop meets the same targets', async () => {
     const spec = { ...SPEC, resizeShorter: 128, cropWidth: 112, cropHeight: 112 };
     const bytes = encodeJpeg(mirrorTile(decodeImage(read('photos/coffee.jpg'), { maxPixels: 1e9 }), 4096, 3072), 85);
     const plan = planFor(bytes, spec, WORKER);
     expect(plan).toMatchObject({ scale: 8, width: 512, height: 384, path: 'jpeg@1/8' });
     const got = new Float32Array(3 * 112 * 112);
-    prepareInput(bytes, plan, spec, WORKER, kernel, got, 0);
+    await prepareInput(bytes, plan, spec, WORKER, kernel, got, 0);
     const ref = resizeCropU8(decodeImage(bytes, { maxPixels: 1e9 }), spec);
     const plane = 112 * 112;
     const u8 = new Uint8Array(plane * 3);
@@ -191,7 +191,7 @@ describe('a 12 MP photo', () => {
     expect(s.p999).toBeLessThanOrEqual(8);
   });
 
-  it('a 12 MP PNG streams through in bounded memory, and equals the whole-image path', () => {
+  it('a 12 MP PNG streams through in bounded memory, and equals the whole-image path', async () => {
     // Non-interlaced RGB, rows with a varying filter byte so every filter is exercised.
     const w = 4032;
     const h = 3024;
@@ -206,7 +206,7 @@ describe('a 12 MP photo', () => {
     expect(plan.memoryBytes).toBeLessThan(2 * 2 ** 20);
     const before = process.memoryUsage().arrayBuffers;
     const got = new Float32Array(N);
-    prepareInput(png, plan, SPEC, WORKER, kernel, got, 0);
+    await prepareInput(png, plan, SPEC, WORKER, kernel, got, 0);
     const grew = process.memoryUsage().arrayBuffers - before;
     console.log(`12 MP PNG streamed: plan ${(plan.memoryBytes / 2 ** 20).toFixed(2)} MiB, arrayBuffers grew ${(grew / 2 ** 20).toFixed(2)} MiB`);
     expect(grew).toBeLessThan(16 * 2 ** 20); // the full RGB image alone would be 35 MiB

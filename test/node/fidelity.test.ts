@@ -65,14 +65,14 @@ interface Measured extends FileFacts {
   ours: Uint8Array;
 }
 
-const measured = index.cases.map((c): Measured => {
+const measured = await Promise.all(index.cases.map(async (c): Promise<Measured> => {
   const bytes = new Uint8Array(readFileSync(FIXTURES + c.file));
   const ref = new Uint8Array(readFileSync(`${FIXTURES}fidelity/${c.golden}`));
-  const ours = ourCrop(bytes);
+  const ours = await ourCrop(bytes);
   const d = cropDiff(ours, ref);
   const plan = planDecode(bytes, { maxPixels: 1e9, maxMemoryMB: 1024 }, { target: 256 }).path;
   return { ...decodePathOf(bytes), c, plan, mean: d.mean, max: d.max, p999: percentileOf(d.hist, 99.9), within8: shareWithin(d.hist, TAIL_LEVELS), ref, ours };
-});
+}));
 
 const reduced = measured.filter((m) => m.plan.includes('@1/'));
 const fullScale = measured.filter((m) => !reduced.includes(m));
@@ -147,7 +147,7 @@ describe('the input-sensitive model', () => {
     const bytes = new Uint8Array(readFileSync(FIXTURES + m.c.file));
     const plan = planDecode(bytes, { maxPixels: 1e9, maxMemoryMB: 1024 }, { target: 256, collect: true });
     expect(plan.reduction).toBeDefined();
-    const old = resizeCropU8(decodePlanned(bytes, plan, { maxPixels: 1e9 }), SPEC);
+    const old = resizeCropU8(await decodePlanned(bytes, plan, { maxPixels: 1e9 }), SPEC);
     const [ref, bad] = await probabilities(model, [toTensor(m.ref), toTensor(old)]);
     expect(probDiff(ref!, bad!).maxChange).toBeGreaterThan(MAX_PROB_CHANGE);
     expect(cropDiff(old, m.ref).mean).toBeGreaterThan(MEAN_LEVELS);

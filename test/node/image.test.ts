@@ -152,10 +152,11 @@ describe('sniff', () => {
     expect(sniff(read('png-rgb8.png'))).toBe('png');
   });
 
-  it('gives null for GIF, WebP, text, garbage, and cut-off signatures', () => {
+  it('knows GIF and WebP; gives null for text, garbage, other RIFF files and cut-off signatures', () => {
     const ascii = (s: string) => new Uint8Array([...s].map((c) => c.charCodeAt(0)));
-    expect(sniff(concat(ascii('GIF89a'), [1, 0, 1, 0, 0, 0, 0]))).toBeNull();
-    expect(sniff(concat(ascii('RIFF'), [0, 0, 0, 0], ascii('WEBPVP8 ')))).toBeNull();
+    expect(sniff(concat(ascii('GIF89a'), [1, 0, 1, 0, 0, 0, 0]))).toBe('gif');
+    expect(sniff(concat(ascii('RIFF'), [0, 0, 0, 0], ascii('WEBPVP8 ')))).toBe('webp');
+    expect(sniff(concat(ascii('RIFF'), [0, 0, 0, 0], ascii('WAVEfmt ')))).toBeNull();
     expect(sniff(ascii('not an image'))).toBeNull();
     expect(sniff(noise(1, 64).map((b, i) => (i === 0 ? 0 : b)))).toBeNull();
     expect(sniff(new Uint8Array(0))).toBeNull();
@@ -163,11 +164,13 @@ describe('sniff', () => {
     expect(sniff(new Uint8Array(PNG_SIG.slice(0, 7)))).toBeNull();
   });
 
-  it('makes decodeImage and probe answer 415', () => {
-    const gif = new Uint8Array([0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 1, 0, 1, 0]);
-    expectStatus(() => decodeImage(gif, LIMITS), 415, /not a JPEG or PNG/);
-    expectStatus(() => probe(gif), 415);
-    expect(apiError(() => probe(gif)).type).toBe('unsupported_media_type');
+  it('makes decodeImage and probe answer 415, naming the format and what we read', () => {
+    // An AVIF's ftyp box: recognised, and refused with the list of supported formats.
+    const avif = new Uint8Array([0, 0, 0, 0x1c, 0x66, 0x74, 0x79, 0x70, 0x61, 0x76, 0x69, 0x66, 0, 0, 0, 0]);
+    expectStatus(() => decodeImage(avif, LIMITS), 415, /AVIF is not supported; send JPEG, PNG, WebP or GIF/);
+    expectStatus(() => probe(avif), 415);
+    expect(apiError(() => probe(avif)).type).toBe('unsupported_media_type');
+    expectStatus(() => probe(new TextEncoder().encode('hello')), 415, /JPEG, PNG, WebP or GIF/);
   });
 });
 

@@ -185,12 +185,13 @@ describe('reduced scale', () => {
     }
   });
 
-  it('jpegScaleFor: the largest scale keeping the shorter side >= 2 x resizeShorter', () => {
+  it('jpegScaleFor: the largest scale keeping the shorter side >= 2 x resizeShorter (3 x at 1/8)', () => {
     expect(jpegScaleFor(4032, 3024, 256)).toBe(4); // 756 >= 512; 378 is not
     expect(jpegScaleFor(3024, 4032, 256)).toBe(4);
     expect(jpegScaleFor(1920, 1080, 256)).toBe(2); // 540
     expect(jpegScaleFor(1024, 768, 256)).toBe(1);
-    expect(jpegScaleFor(8192, 4096, 256)).toBe(8);
+    expect(jpegScaleFor(8192, 4096, 256)).toBe(4); // 1/8 would leave 512 = 2 x 256: not enough at 1/8
+    expect(jpegScaleFor(9216, 6144, 256)).toBe(8); // 768 = 3 x 256
   });
 
   it('a 4032x3024 progressive JPEG at the chosen scale stays under 32 MiB, and so do real allocations', () => {

@@ -96,7 +96,10 @@ describe('time limits', () => {
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(((await first.json()) as ErrorAnswer).message).toMatch(/resnet18v1/);
     expect(stall.stalled()).toBe(1);
-    // R2 recovers: the abandoned load is not memoized, so this request loads afresh.
+    // R2 recovers. The load started a moment after the request's deadline was set, so it is
+    // abandoned a moment after the 503; once it is, it is not memoized and the next request
+    // loads afresh.
+    await new Promise((r) => setTimeout(r, 1000));
     stall.open();
     const second = await send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) });
     expect(second.status).toBe(200);

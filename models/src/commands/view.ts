@@ -33,7 +33,7 @@ export const view: Command = {
     const file = positionals[0];
     if (!file) throw new Error(`which image? usage: ${usage}`);
     const spec = await specOf(values.model, values['models-out']);
-    const crop = viewCrop(new Uint8Array(readFileSync(file)), spec, Number(values['max-decode-mb']));
+    const crop = await viewCrop(new Uint8Array(readFileSync(file)), spec, Number(values['max-decode-mb']));
     writeFileSync(values.out, encodePng(crop.u8, spec.cropWidth, spec.cropHeight));
     if (values.raw) writeFileSync(values.raw, crop.u8);
     const r = crop.reduction;
@@ -58,12 +58,12 @@ async function specOf(id: string | undefined, out: string): Promise<PreprocessSp
 let kernel: PreprocessKernel | undefined;
 
 /** The Worker's crop of `bytes` as 8-bit HWC RGB, with the decode plan's facts. */
-export function viewCrop(bytes: Uint8Array, spec: PreprocessSpec, maxDecodeMB = 32) {
+export async function viewCrop(bytes: Uint8Array, spec: PreprocessSpec, maxDecodeMB = 32) {
   kernel ??= PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(KERNEL_WASM)));
   const limits = { maxPixels: 16_000_000, maxMemoryMB: maxDecodeMB };
   const plan = planFor(bytes, spec, limits);
   const tensor = new Float32Array(3 * spec.cropHeight * spec.cropWidth);
-  prepareInput(bytes, plan, spec, limits, kernel, tensor, 0);
+  await prepareInput(bytes, plan, spec, limits, kernel, tensor, 0);
   const plane = spec.cropHeight * spec.cropWidth;
   const u8 = new Uint8Array(plane * 3);
   for (let c = 0; c < 3; c++) {

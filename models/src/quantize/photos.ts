@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeImage } from '../../../src/image/index';
-import { planFor, prepareInput } from '../../../src/pipeline/prepare';
+import { decodePlannedSync } from '../../../src/image/index';
+import { planFor } from '../../../src/pipeline/prepare';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../../../src/models/manifest';
 import { PreprocessKernel } from '../../../wasm/preprocess/index';
 
@@ -69,7 +70,11 @@ export function photoTensors(paths: readonly string[], views: readonly View[] = 
       const spec: PreprocessSpec = { ...IMAGENET_PREPROCESS, resizeShorter: v.resizeShorter };
       const t = new Float32Array(3 * spec.cropHeight * spec.cropWidth);
       if (v.mirror) kernel.run(flipped!, spec, t, 0);
-      else prepareInput(bytes, planFor(bytes, spec, limits), spec, limits, kernel, t, 0);
+      else {
+        // The Worker's decode plan (reduced scale for big JPEGs), collected: bit-identical to its streaming.
+        const plan = { ...planFor(bytes, spec, limits), streams: false };
+        kernel.run(decodePlannedSync(bytes, plan, limits), spec, t, 0, plan.reduction);
+      }
       out.push({ name: `${basename(p)}${v.mirror ? ':mirror' : ''}@${v.resizeShorter}`, tensor: t });
     }
   }

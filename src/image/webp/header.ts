@@ -165,3 +165,20 @@ export function readWebpHeader(bytes: Uint8Array): WebpHeader {
     frame: { x: 0, y: 0, width, height, start: image.at, end: image.end, alphStart: alph?.at ?? 0, alphEnd: alph?.end ?? 0 },
   };
 }
+
+/** libwebp's working state besides the pixel buffers (Huffman tables, row caches), rounded up. */
+const FIXED_BYTES = 1024 * 1024;
+
+/**
+ * Bytes one decode takes at its peak, by our accounting: the input copied into the wasm heap,
+ * libwebp's RGBA output there and embind's copy of it in JS, VP8L's own ARGB image (lossless) or
+ * the alpha plane (lossy with ALPH), and the RGB result (the whole canvas for an animation).
+ */
+export function webpDecodeMemory(header: WebpHeader): number {
+  const frame = header.frame.width * header.frame.height;
+  const canvas = header.width * header.height;
+  let bytes = header.frame.end + 8 * frame + 3 * canvas + FIXED_BYTES;
+  if (header.lossless) bytes += 4 * frame;
+  else if (header.alpha) bytes += frame;
+  return bytes;
+}

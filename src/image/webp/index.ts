@@ -28,26 +28,9 @@ import webpWasm from '@jsquash/webp/codec/dec/webp_dec.wasm';
 import jsquashDecode, { init as jsquashInit } from '@jsquash/webp/decode.js';
 import { tooLarge, unprocessableImage } from '../../errors';
 import { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type RgbImage } from '../types';
-import type { WebpHeader } from './header';
+import { webpDecodeMemory, type WebpHeader } from './header';
 
-export { readWebpHeader, type WebpHeader } from './header';
-
-/** libwebp's working state besides the pixel buffers (Huffman tables, row caches), rounded up. */
-const FIXED_BYTES = 1024 * 1024;
-
-/**
- * Bytes one decode takes at its peak, by our accounting: the input copied into the wasm heap,
- * libwebp's RGBA output there and embind's copy of it in JS, VP8L's own ARGB image (lossless) or
- * the alpha plane (lossy with ALPH), and the RGB result (the whole canvas for an animation).
- */
-export function webpDecodeMemory(header: WebpHeader): number {
-  const frame = header.frame.width * header.frame.height;
-  const canvas = header.width * header.height;
-  let bytes = header.frame.end + 8 * frame + 3 * canvas + FIXED_BYTES;
-  if (header.lossless) bytes += 4 * frame;
-  else if (header.alpha) bytes += frame;
-  return bytes;
-}
+export { readWebpHeader, webpDecodeMemory, type WebpHeader } from './header';
 
 type Decode = (data: Uint8Array) => Promise<{ data: Uint8ClampedArray; width: number; height: number }>;
 const decodeRgba = jsquashDecode as unknown as Decode;
