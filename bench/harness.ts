@@ -11,7 +11,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../models/src/upload';
-import { calibrationTensors, loadKernel, testJpegs, workerTensor, type TestJpeg } from './images';
+import { calibrationTensors, loadKernel, testFormats, testJpegs, workerTensor, type TestJpeg } from './images';
 import { ensureModels, label, message, servedId, type BuiltModel } from './models';
 import { measureNodeStages } from './node-stages';
 import { NodeRuntimeProcess, type ChildCold, type ChildEnd, type NodeRuntime } from './node-runtimes';
@@ -312,7 +312,9 @@ async function measureGroup(
     const main = lanes.find((l) => l.m === primary && l.dev);
     if (main) {
       try {
-        endToEnd = await measureEndToEnd(o, main.dev!, main.m, jpegs, small, progress);
+        // Full runs add the 12 MP progressive JPEG and PNG rows (the quick run keeps CI short).
+        const uploads = o.quick ? jpegs : [...jpegs, ...(await testFormats(o.workDir))];
+        endToEnd = await measureEndToEnd(o, main.dev!, main.m, uploads, small, progress);
       } catch (err) {
         await fail(main, 'end to end', err);
       }

@@ -120,6 +120,49 @@ function toJpeg(img: RgbImage): Uint8Array {
 const GRAIN = 6;
 const RECIPE = `${SOURCE_PHOTO} q${QUALITY} grain${GRAIN} v2`;
 
+/**
+ * 12 MP uploads in the other formats the Worker streams or decodes at reduced scale: the same
+ * 4032x3024 picture as a progressive JPEG (sharp: libvips + libjpeg-turbo) and as a PNG (sharp,
+ * of the picture without grain, as a screenshot-like PNG; with grain it passes the 20 MiB body
+ * limit). Made once and cached beside the JPEGs. (A 12 MP lossy WebP is refused with 413: the
+ * WebP decoder has no reduced-scale decoding, see README.)
+ */
+export async function testFormats(workDir: string): Promise<TestJpeg[]> {
+  const dir = join(workDir, 'images');
+  await mkdir(dir, { recursive: true });
+  const { default: sharp } = await import('sharp');
+  const out: TestJpeg[] = [];
+  const { width, height } = SIZES[SIZES.length - 1]!;
+  let plain: RgbImage | undefined;
+  let grained: RgbImage | undefined;
+  const recipes = [
+    { name: `${width}x${height} progressive JPEG`, file: 'progressive.jpg', grain: true, encode: (raw: RgbImage) => sharp(raw.data, { raw: { width, height, channels: 3 } }).jpeg({ quality: QUALITY, progressive: true }).toBuffer() },
+    { name: `${width}x${height} PNG`, file: 'screen.png', grain: false, encode: (raw: RgbImage) => sharp(raw.data, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer() },
+  ];
+  for (const r of recipes) {
+    const file = join(dir, `${width}x${height}-${r.file}`);
+    const recipe = `${RECIPE} ${r.file} sharp`;
+    let bytes: Uint8Array | undefined;
+    try {
+      if ((await readFile(`${file}.recipe`, 'utf8')) === recipe) bytes = new Uint8Array(await readFile(file));
+    } catch {
+      // not made yet
+    }
+    if (!bytes) {
+      plain ??= resizeTo(decodeFile(join(PHOTOS, SOURCE_PHOTO)), width, height);
+      if (r.grain && !grained) {
+        grained = { ...plain, data: plain.data.slice() };
+        addGrain(grained, GRAIN);
+      }
+      bytes = new Uint8Array(await r.encode(r.grain ? grained! : plain));
+      await writeFile(file, bytes);
+      await writeFile(`${file}.recipe`, recipe);
+    }
+    out.push({ name: r.name, width, height, bytes });
+  }
+  return out;
+}
+
 /** The three test JPEGs, made once and cached under `<workDir>/images/`. */
 export async function testJpegs(workDir: string): Promise<TestJpeg[]> {
   const dir = join(workDir, 'images');
