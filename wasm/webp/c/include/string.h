@@ -1,0 +1,9 @@
+/* Freestanding shim: memory.copy / memory.fill (bulk memory) behind the usual names. */
+#ifndef WEBP_WASM_STRING_H_
+#define WEBP_WASM_STRING_H_
+#include <stddef.h>
+void* memcpy(void* restrict dst, const void* restrict src, size_t n);
+void* memmove(void* dst, const void* src, size_t n);
+void* memset(void* dst, int c, size_t n);
+int memcmp(const void* a, const void* b, size_t n);
+#endif
