@@ -87,7 +87,7 @@ $CC $CFLAGS -fno-builtin -c "$HERE/c/libc.c" -o "$OUT/obj/libc.o"
 $LD --no-entry --strip-all --gc-sections -O2 --lto-O2 \
   -z stack-size=262144 --initial-memory=1048576 --max-memory=2147483648 \
   --export=webp_decode_rows --export=webp_info --export=webp_malloc --export=webp_free \
-  --export=webp_heap_in_use --export=webp_heap_peak --export=webp_heap_reset_peak \
+  --export=webp_heap_in_use --export=webp_heap_peak --export=webp_heap_reset_peak --export=webp_heap_limit \
   "$OUT"/obj/*.o -o "$WASM.tmp"
 mv "$WASM.tmp" "$WASM"
 echo "wasm/webp/build.sh: $(wc -c <"$WASM") bytes -> ${WASM#$PWD/}"

@@ -32,6 +32,33 @@ export interface WebpDecodeOptions {
   pad?: { right: number; bottom: number };
   /** RGBA (non-premultiplied) instead of RGB; only then is the ALPH chunk decoded. */
   rgba?: boolean;
+  /**
+   * The wasm memory does not grow past this many bytes during the decode (input included):
+   * libwebp gets "out of memory" (code 1) instead. It never shrinks, so this bounds what one
+   * hostile or mis-budgeted file can leave behind. Default: no limit but wasm32's 2 GiB.
+   */
+  maxMemoryBytes?: number;
+}
+
+/**
+ * The options for a 1/scale reduced decode whose pixel j stands for the full image's pixels
+ * [j * scale, (j + 1) * scale), as src/preprocess/reference.ts's Reduction wants: libwebp's
+ * rescaler maps its whole input onto the output, so the input is cropped to a multiple of
+ * `scale` first (each output pixel then averages exactly scale x scale pixels), and the last
+ * column / row that the full size leaves over (ceil vs floor) is a copy of its neighbour. The
+ * delivered size is ceil(width / scale) x ceil(height / scale).
+ */
+export function reducedDecodeOptions(width: number, height: number, scale: number): WebpDecodeOptions {
+  if (!Number.isInteger(scale) || scale < 1) throw new WebpError(`webp: scale must be a positive integer, got ${scale}`, 0);
+  if (scale === 1) return {};
+  const w = Math.floor(width / scale);
+  const h = Math.floor(height / scale);
+  if (w < 1 || h < 1) throw new WebpError(`webp: ${width}x${height} is too small for 1/${scale}`, 0);
+  return {
+    crop: { width: w * scale, height: h * scale },
+    scaleTo: { width: w, height: h },
+    pad: { right: Math.ceil(width / scale) - w, bottom: Math.ceil(height / scale) - h },
+  };
 }
 
 /** What decode() delivered: rows of `width` pixels of `channels` bytes, `height` of them. */
@@ -92,6 +119,7 @@ interface Exports {
   webp_heap_in_use: Fn;
   webp_heap_peak: Fn;
   webp_heap_reset_peak: Fn;
+  webp_heap_limit: Fn;
 }
 
 const MAX_PAD = 16;
@@ -138,6 +166,7 @@ export class WebpDecoder {
       webp_heap_in_use: fn('webp_heap_in_use'),
       webp_heap_peak: fn('webp_heap_peak'),
       webp_heap_reset_peak: fn('webp_heap_reset_peak'),
+      webp_heap_limit: fn('webp_heap_limit'),
     };
     return this.e;
   }
@@ -171,12 +200,13 @@ export class WebpDecoder {
   }
 
   /** Runs `body` with `bytes` copied into the wasm heap; frees it after, or drops a trapped instance. */
-  private withInput<T>(bytes: Uint8Array, body: (e: Exports, ptr: number) => T): T {
+  private withInput<T>(bytes: Uint8Array, body: (e: Exports, ptr: number) => T, maxMemoryBytes = 0): T {
     if (bytes.length === 0) throw new WebpError('webp: empty input', 0);
     const e = this.instance();
     let ptr = 0;
     let trapped = false;
     try {
+      e.webp_heap_limit(maxMemoryBytes);
       ptr = e.webp_malloc(bytes.length) >>> 0;
       if (ptr === 0) throw new WebpError('webp: out of memory for the input', 1);
       new Uint8Array(e.memory.buffer, ptr, bytes.length).set(bytes);
@@ -189,7 +219,10 @@ export class WebpDecoder {
       }
       throw err;
     } finally {
-      if (ptr !== 0 && !trapped) e.webp_free(ptr);
+      if (!trapped) {
+        if (ptr !== 0) e.webp_free(ptr);
+        e.webp_heap_limit(0);
+      }
     }
   }
 
@@ -204,7 +237,8 @@ export class WebpDecoder {
    */
   decode(bytes: Uint8Array, options: WebpDecodeOptions, onRows: OnRows): WebpDecoded {
     if (this.onRows) throw new WebpError('webp: a decode is already running', 0);
-    const { scaleTo, crop, pad, rgba = false } = options;
+    const { scaleTo, crop, pad, rgba = false, maxMemoryBytes = 0 } = options;
+    if (!Number.isInteger(maxMemoryBytes) || maxMemoryBytes < 0) throw new WebpError(`webp: bad maxMemoryBytes ${maxMemoryBytes}`, 0);
     const LIMIT = 16383; // VP8/VP8L's largest side
     if (crop) {
       checkSize('crop width', crop.width, LIMIT);
@@ -242,6 +276,6 @@ export class WebpDecoder {
         this.onRows = null;
         this.callbackError = null;
       }
-    });
+    }, maxMemoryBytes);
   }
 }

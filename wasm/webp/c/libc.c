@@ -31,10 +31,12 @@ static uintptr_t heap_top;
 static Block* free_list;
 static size_t bytes_in_use;
 static size_t bytes_peak;
+static uintptr_t heap_limit = 0x80000000u; /* linear memory the heap may reach */
 
 static int reserve(uintptr_t end) {
   const uintptr_t have = (uintptr_t)__builtin_wasm_memory_size(0) * PAGE;
   if (end <= have) return 1;
+  if (end > heap_limit) return 0;
   return __builtin_wasm_memory_grow(0, (end - have + PAGE - 1) / PAGE) != (size_t)-1;
 }
 
@@ -143,3 +145,7 @@ int memcmp(const void* a, const void* b, size_t n) {
 __attribute__((export_name("webp_heap_in_use"))) size_t webp_heap_in_use(void) { return bytes_in_use; }
 __attribute__((export_name("webp_heap_peak"))) size_t webp_heap_peak(void) { return bytes_peak; }
 __attribute__((export_name("webp_heap_reset_peak"))) void webp_heap_reset_peak(void) { bytes_peak = bytes_in_use; }
+/* The heap never grows the linear memory past `bytes` (malloc returns NULL instead); 0: 2 GiB. */
+__attribute__((export_name("webp_heap_limit"))) void webp_heap_limit(size_t bytes) {
+  heap_limit = bytes == 0 || bytes > 0x80000000u ? 0x80000000u : bytes;
+}
