@@ -169,7 +169,7 @@ describe('batches', () => {
   });
 
   it('names the bad image of a batch', async () => {
-    const res = await call('/predict', { method: 'POST', body: form(cat, new TextEncoder().encode('GIF89a....')) });
+    const res = await call('/predict', { method: 'POST', body: form(cat, new TextEncoder().encode('BM not a supported bitmap')) });
     await expectError(res, 415, 'unsupported_media_type', /^data\[1\]: /);
   });
 });
