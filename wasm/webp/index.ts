@@ -269,7 +269,9 @@ export class WebpDecoder {
       this.callbackError = null;
       try {
         const status = e.webp_decode_rows(ptr, bytes.length, crop?.width ?? 0, crop?.height ?? 0, scaleTo?.width ?? 0, scaleTo?.height ?? 0, padRight, padBottom, rgba ? 1 : 0);
-        if (this.callbackError) throw this.callbackError.error;
+        // (The import set it during the call: TypeScript's narrowing cannot know.)
+        const failure = this.callbackError as { error: unknown } | null;
+        if (failure) throw failure.error;
         if (status !== 0) throw new WebpError(`webp: ${STATUS[status] ?? `status ${status}`}`, status);
         return { width: ow + padRight, height: oh + padBottom, channels };
       } finally {
