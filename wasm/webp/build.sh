@@ -1,28 +1,30 @@
 #!/bin/sh
 # Builds build/webp_dec.wasm: libwebp 1.2.4's decoder (Debian bookworm's source package,
 # with Debian's patches and ours) + c/webp_rows.c + c/libc.c, with clang-14 and wasm-ld-14.
-# Needs the Debian packages clang-14 and lld-14. Fetches only Debian's source package
-# (apt-get source when a deb-src line is configured, else the same three files from
-# deb.debian.org's pool), checked against the SHA-256 sums below. Idempotent: does nothing
-# when the output is newer than every input.
+# Needs the Debian packages clang-14 and lld-14, and apt's source lists (deb-src) for
+# `apt-get source`: the only thing fetched is Debian's source package, checked against the
+# SHA-256 sums below. The built module is committed (webp_dec.wasm beside this script, like
+# squoosh's codecs), so only changing the decoder needs this build; `sh build.sh --check`
+# rebuilds into build/ and compares. Idempotent: does nothing when the output is up to date.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT="$HERE/build"
 WASM="$OUT/webp_dec.wasm"
+COMMITTED="$HERE/webp_dec.wasm"
+CHECK=${1:-}
 VERSION=1.2.4
 DEBVER=1.2.4-0.2+deb12u1
 ORIG="libwebp_${VERSION}.orig.tar.gz"
 ORIG_SHA256=7bf5a8a28cc69bcfa8cb214f2c3095703c6b73ac5fba4d5480c205331d9494df
 DEBIAN="libwebp_${DEBVER}.debian.tar.xz"
 DEBIAN_SHA256=69cdba4dfe2e1b34d55fa80c1b29c31cacd40dd183812d6bcca7e508a2f7afcd
-POOL="http://deb.debian.org/debian/pool/main/libw/libwebp"
 
 CC=${CC:-clang-14}
 LD=${WASM_LD:-wasm-ld-14}
 
 # Up to date: the output is newer than this script, our C, headers and patches.
-if [ -f "$WASM" ] && [ -z "$(find "$HERE/build.sh" "$HERE/c" "$HERE/patches" -newer "$WASM" -print -quit)" ]; then
+if [ "$CHECK" != "--check" ] && [ -f "$WASM" ] && [ -z "$(find "$HERE/build.sh" "$HERE/c" "$HERE/patches" -newer "$WASM" -print -quit)" ]; then
   exit 0
 fi
 
@@ -41,10 +43,12 @@ check() { # file sha256
 }
 
 if ! check "$ORIG" "$ORIG_SHA256" || ! check "$DEBIAN" "$DEBIAN_SHA256"; then
-  (cd "$OUT/dl" && apt-get source --download-only "libwebp=$DEBVER" >/dev/null 2>&1) || true
-  for f in "$ORIG" "$DEBIAN"; do
-    [ -f "$OUT/dl/$f" ] || curl -fsSL --retry 3 -o "$OUT/dl/$f" "$POOL/$(printf %s "$f" | sed 's/+/%2B/g')"
-  done
+  (cd "$OUT/dl" && apt-get source --download-only "libwebp=$DEBVER" >/dev/null 2>&1) || {
+    echo "wasm/webp/build.sh: apt-get source libwebp=$DEBVER failed. Enable source lists from the" >&2
+    echo "  binary ones and update, e.g.:" >&2
+    echo "  sed 's/^Types: deb\$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/debian-src.sources && apt-get update" >&2
+    exit 1
+  }
   check "$ORIG" "$ORIG_SHA256" || { echo "wasm/webp/build.sh: $ORIG: wrong SHA-256" >&2; exit 1; }
   check "$DEBIAN" "$DEBIAN_SHA256" || { echo "wasm/webp/build.sh: $DEBIAN: wrong SHA-256" >&2; exit 1; }
 fi
@@ -91,3 +95,9 @@ $LD --no-entry --strip-all --gc-sections -O2 --lto-O2 \
   "$OUT"/obj/*.o -o "$WASM.tmp"
 mv "$WASM.tmp" "$WASM"
 echo "wasm/webp/build.sh: $(wc -c <"$WASM") bytes -> ${WASM#$PWD/}"
+if [ "$CHECK" = "--check" ]; then
+  cmp -s "$WASM" "$COMMITTED" || { echo "wasm/webp/build.sh: the build differs from the committed webp_dec.wasm" >&2; exit 1; }
+  echo "wasm/webp/build.sh: identical to the committed webp_dec.wasm"
+else
+  cp "$WASM" "$COMMITTED"
+fi
