@@ -33,6 +33,17 @@ export default defineConfig({
         },
       },
       {
+        // Bursts and a soak against a real wrangler dev (test/load/burst.test.ts): `npm run
+        // test:load`, not `npm test` (see that file for why).
+        test: {
+          name: 'load',
+          include: ['test/load/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },

@@ -1,4 +1,10 @@
 /**
+ * NOT part of `npm test` yet (`npm run test:load` runs it): under a burst, wrangler dev's local
+ * workerd drops all its inbound connections at once every several seconds, and wrangler's dev
+ * proxy reports that as "Your worker restarted mid-request" (a mislabel: nothing restarts; see
+ * README, Holding up under load). It fails on a loaded machine whether the server is cold or
+ * warm, and its cause is not found yet, so it would make CI fail at random.
+ *
  * Under load, CI-sized: a cold burst right after a fresh `wrangler dev` (front Worker + both
  * stage Workers, as `npm start` runs them) is ready, on the whole default model and on a split
  * one; then a short soak mixing valid photos, bad inputs, batches and an oversized body. The
