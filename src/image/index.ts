@@ -6,17 +6,20 @@
  *   probe(bytes, limits?)               format, stored size and EXIF orientation from the header
  *   planDecode(bytes, limits, opts)     how this upload will be decoded: scale, memory, streaming
  *   decodeRows(bytes, plan, sink)       rows straight into a RowSink (plan.streams)
- *   decodePlanned(bytes, plan)          the whole image at the plan's scale, upright (async: WebP's wasm)
- *   decodeImage(bytes, limits)          the whole image at full size, upright (sync: not WebP)
+ *   decodePlanned(bytes, plan)          the whole image at the plan's scale, upright (async signature)
+ *   decodePlannedSync(bytes, plan)      the same, synchronously (every decoder is synchronous)
+ *   decodeImage(bytes, limits)          the whole image at full size, upright
  *
  * Formats: JPEG (our decoder, ./jpeg/: bit-exact with Pillow's libjpeg-turbo), PNG (ours,
- * streamed), GIF (ours, first frame), WebP (libwebp in wasm, ./webp/). Anything else is a 415
+ * streamed), GIF (ours, first frame), WebP (our libwebp 1.2.4 build in wasm, ./webp/: streamed,
+ * lossy scaled by libwebp's rescaler). Anything else is a 415
  * that names what was sent and what we read.
  *
- * A big JPEG is decoded in the DCT domain at 1/2, 1/4 or 1/8 when the model resizes it far
- * below that anyway (`target`, the model's resizeShorter); the plan then carries the
- * `reduction` that the resize needs to keep the full image's geometry. Decoders that can
- * stream (JPEG, non-interlaced PNG) hand rows to the resize and never hold the image.
+ * A big JPEG is decoded in the DCT domain at 1/2, 1/4 or 1/8, a big lossy WebP at 1/2..1/5 by
+ * libwebp's rescaler, when the model resizes it far below that anyway (`target`, the model's
+ * resizeShorter); the plan then carries the `reduction` that the resize needs to keep the full
+ * image's geometry. Decoders that can stream (JPEG, non-interlaced PNG, WebP) hand rows to the
+ * resize and never hold the image.
  *
  * Every failure is an ApiError: 415 for formats we do not read, 413 for too many pixels (from
  * the header, before any decoding) or too much decoder memory, 422 for corrupt, truncated or
@@ -29,7 +32,8 @@ import { decodeJpegImage, decodeJpegTo, jpegDecodeMemory, jpegScaleFor, type Jpe
 import { applyOrientation } from './orient';
 import { decodePng, decodePngTo, pngDecodeMemory, readPngHeader, type PngHeader } from './png';
 import { sniff, unsupportedFormatMessage } from './sniff';
-import { readWebpHeader, webpDecodeMemory, type WebpHeader } from './webp/header';
+import { readWebpHeader, webpChecksAlpha, webpDecodeMemory, webpScaleFor, type WebpHeader, type WebpScale } from './webp/header';
+import { decodeWebpImage, decodeWebpTo } from './webp/index';
 import { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageInfo, type RgbImage, type RowSink } from './types';
 
 export { sniff, SUPPORTED_FORMATS } from './sniff';
@@ -43,8 +47,8 @@ type Header = JpegHeader | PngHeader | GifHeader | WebpHeader;
 /** How one upload will be decoded (see planDecode). */
 export interface DecodePlan {
   header: Header;
-  /** DCT scale: the decoded image is ceil(width / scale) x ceil(height / scale). 1 but for JPEG. */
-  scale: JpegScale;
+  /** Reduced scale: the decoded image is ceil(width / scale) x ceil(height / scale). 1 but for JPEG (DCT) and lossy WebP (libwebp's rescaler). */
+  scale: JpegScale | WebpScale;
   /** Decoded size in stored orientation (what decodeRows writes). */
   width: number;
   height: number;
@@ -74,21 +78,29 @@ function readHeader(bytes: Uint8Array): Header {
 }
 
 /** Bytes the format's decoder allocates for this header (streamed where it can stream). */
-function decoderMemory(header: Header, scale: JpegScale, bytes: Uint8Array): number {
+function decoderMemory(header: Header, scale: JpegScale | WebpScale, bytes: Uint8Array, budget: number): number {
   switch (header.format) {
     case 'jpeg':
-      return jpegDecodeMemory(header, scale, bytes);
+      return jpegDecodeMemory(header, scale as JpegScale, bytes);
     case 'png':
       return pngDecodeMemory(header);
     case 'gif':
       return gifDecodeMemory(header);
     case 'webp':
-      return webpDecodeMemory(header);
+      return webpDecodeMemory(header, scale as WebpScale, webpChecksAlpha(header, scale as WebpScale, budget));
   }
 }
 
-/** Decoders that hand rows to a sink as they go; the others return the whole image. */
-const streaming = (header: Header): header is JpegHeader | PngHeader => header.format === 'jpeg' || header.format === 'png';
+/** Decoders that hand rows to a sink as they go; the others (GIF) return the whole image. */
+const streaming = (header: Header): header is JpegHeader | PngHeader | WebpHeader => header.format !== 'gif';
+
+/** The reduced scale for a model resizing the shorter side to `target` (1: full size). */
+function scaleFor(header: Header, target: number | undefined): JpegScale | WebpScale {
+  if (!target) return 1;
+  if (header.format === 'jpeg') return jpegScaleFor(header.width, header.height, target);
+  if (header.format === 'webp') return webpScaleFor(header, target);
+  return 1;
+}
 
 function checkPixels(info: ImageInfo, limits: DecodeLimits): void {
   const pixels = info.width * info.height;
@@ -109,7 +121,7 @@ export function probe(bytes: Uint8Array, limits?: DecodeLimits): ImageInfo {
 }
 
 /**
- * Reads the header and decides how to decode: the JPEG scale for a model that resizes the
+ * Reads the header and decides how to decode: the reduced scale (JPEG, lossy WebP) for a model that resizes the
  * shorter side to `target` (none: full size), whether rows can stream into the resize (not
  * when the caller will `collect` the image), and the memory all that takes, refused with 413
  * over `limits.maxMemoryMB` before any decoding.
@@ -118,23 +130,23 @@ export function planDecode(bytes: Uint8Array, limits: DecodeLimits, options: { t
   const header = readHeader(bytes);
   checkPixels(header, limits);
   const { target, collect = false } = options;
-  const scale: JpegScale = header.format === 'jpeg' && target ? jpegScaleFor(header.width, header.height, target) : 1;
+  const scale = scaleFor(header, target);
   const width = Math.ceil(header.width / scale);
   const height = Math.ceil(header.height / scale);
   const transposed = header.orientation >= 5;
   const streams = header.orientation === 1 && !collect && streaming(header);
-  const decoderBytes = decoderMemory(header, scale, bytes);
-  // Not streamed: the image is collected (GIF and WebP figures include their own output), and
-  // turning it upright may copy it once more.
+  const budget = (limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB) * 2 ** 20;
+  const decoderBytes = decoderMemory(header, scale, bytes, budget);
+  // Not streamed: the image is collected (the GIF figure includes its own output), and turning
+  // it upright may copy it once more.
   const collected = (streams || !streaming(header) ? 0 : width * height * 3) + (transposed ? width * height * 3 : 0);
   const memoryBytes = decoderBytes + collected;
-  const budget = (limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB) * 2 ** 20;
   if (memoryBytes > budget) {
     const why =
       header.format === 'png' && header.interlaced
         ? ' (an interlaced PNG must be held whole)'
-        : header.format === 'webp'
-          ? ' (the WebP decoder has no reduced-scale or row-by-row decoding)'
+        : header.format === 'webp' && header.lossless
+          ? ' (libwebp holds a lossless WebP whole: 4 bytes a pixel)'
           : header.format === 'gif'
             ? ' (a GIF frame is decoded whole)'
             : '';
@@ -161,7 +173,10 @@ const mb = (bytes: number) => Math.ceil((bytes / 2 ** 20) * 10) / 10;
 function pathOf(header: Header, scale: number): string {
   if (header.format === 'png') return header.interlaced ? 'png-interlaced' : 'png';
   if (header.format === 'gif') return 'gif';
-  if (header.format === 'webp') return header.lossless ? 'webp-lossless' : 'webp-lossy';
+  if (header.format === 'webp') {
+    const kind = header.lossless ? 'webp-lossless' : 'webp-lossy';
+    return scale > 1 ? `${kind}@1/${scale}` : kind;
+  }
   const kind = header.sof === 0xc2 ? 'jpeg-progressive' : 'jpeg';
   return scale > 1 ? `${kind}@1/${scale}` : kind;
 }
@@ -170,17 +185,18 @@ function pathOf(header: Header, scale: number): string {
 export function decodeRows(bytes: Uint8Array, plan: DecodePlan, sink: RowSink, limits: DecodeLimits): void {
   const h = plan.header;
   if (!plan.streams || !streaming(h)) throw new Error(`decodeRows: ${plan.path} with orientation ${h.orientation} does not stream`);
-  if (h.format === 'jpeg') decodeJpegTo(bytes, h, plan.scale, sink, limits);
+  if (h.format === 'jpeg') decodeJpegTo(bytes, h, plan.scale as JpegScale, sink, limits);
+  else if (h.format === 'webp') decodeWebpTo(bytes, h, plan.scale as WebpScale, sink, limits);
   else decodePngTo(bytes, h, sink, limits);
 }
 
-/** The planned decode as one upright image, for the formats whose decoders are synchronous (not WebP). */
+/** The planned decode as one upright image (every decoder is synchronous). */
 export function decodePlannedSync(bytes: Uint8Array, plan: DecodePlan, limits: DecodeLimits): RgbImage {
   const h = plan.header;
   let image: RgbImage;
   switch (h.format) {
     case 'jpeg':
-      image = decodeJpegImage(bytes, h, plan.scale, limits);
+      image = decodeJpegImage(bytes, h, plan.scale as JpegScale, limits);
       break;
     case 'png':
       image = decodePng(bytes, h, limits);
@@ -189,28 +205,24 @@ export function decodePlannedSync(bytes: Uint8Array, plan: DecodePlan, limits: D
       image = decodeGif(bytes, h, limits);
       break;
     case 'webp':
-      throw new Error('WebP decodes asynchronously (libwebp in wasm): use decodePlanned');
+      image = decodeWebpImage(bytes, h, plan.scale as WebpScale, limits);
+      break;
   }
   // Orientation only permutes pixels, so applying it after scaling is the same as before.
   return applyOrientation(image, h.orientation);
 }
 
-/** The planned decode as one upright image, any format. */
+/** The planned decode as one upright image, any format (async for its callers: every decoder is synchronous now). */
 export async function decodePlanned(bytes: Uint8Array, plan: DecodePlan, limits: DecodeLimits): Promise<RgbImage> {
-  const h = plan.header;
-  if (h.format !== 'webp') return decodePlannedSync(bytes, plan, limits);
-  // Loaded on first use: libwebp's wasm is only instantiated for WebP uploads (and Node tools
-  // that never see one need no .wasm loader).
-  const { decodeWebp } = await import('./webp/index');
-  return applyOrientation(await decodeWebp(bytes, h, limits), h.orientation);
+  return decodePlannedSync(bytes, plan, limits);
 }
 
-/** Decodes one upload to upright RGB at full size (JPEG, PNG, GIF: tools and tests). */
+/** Decodes one upload to upright RGB at full size, any format (tools and tests). */
 export function decodeImage(bytes: Uint8Array, limits: DecodeLimits): RgbImage {
   return decodePlannedSync(bytes, planDecode(bytes, limits, { collect: true }), limits);
 }
 
-/** The same for any format, WebP included. */
+/** The same, with a promise (kept for callers from when WebP decoded asynchronously). */
 export async function decodeImageAsync(bytes: Uint8Array, limits: DecodeLimits): Promise<RgbImage> {
   return decodePlanned(bytes, planDecode(bytes, limits, { collect: true }), limits);
 }

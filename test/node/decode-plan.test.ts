@@ -191,6 +191,35 @@ describe('a 12 MP photo', () => {
     expect(s.p999).toBeLessThanOrEqual(8);
   });
 
+  it('a 12 MP lossy WebP is decoded at reduced scale by libwebp, streamed, within the budget and the crop targets', async () => {
+    // chelsea's fur mirror-tiled to 4032x3024, cwebp q85 (libwebp's encoder, through sharp).
+    const full = mirrorTile(decodeImage(read('photos/chelsea.jpg'), { maxPixels: 1e9 }), 4032, 3024);
+    const sharp = (await import('sharp')).default;
+    const webp = new Uint8Array(await sharp(full.data, { raw: { width: full.width, height: full.height, channels: 3 } }).webp({ quality: 85 }).toBuffer());
+    const plan = planFor(webp, SPEC, WORKER);
+    // ceil(3024 / 5) = 605 >= 2 x 256: 1/5, the largest scale the rule allows.
+    expect(plan).toMatchObject({ scale: 5, width: 807, height: 605, streams: true, path: 'webp-lossy@1/5' });
+    expect(plan.reduction).toEqual({ fullWidth: 4032, fullHeight: 3024, scale: 5 });
+    expect(plan.memoryBytes).toBeLessThan(WORKER.maxMemoryMB * 2 ** 20);
+    const { resetWebpDecoder, webpDecoderMemoryBytes } = await import('../../src/image/webp');
+    resetWebpDecoder();
+    const before = process.memoryUsage().arrayBuffers;
+    const got = toU8((await input(webp)).tensor);
+    const grew = Math.max(0, process.memoryUsage().arrayBuffers - before);
+    const wasm = webpDecoderMemoryBytes();
+    expect(wasm + grew).toBeLessThanOrEqual(plan.memoryBytes + 4 * 2 ** 20); // + the resize's own rows
+    expect(wasm).toBeLessThanOrEqual(plan.memoryBytes);
+    // The exact full decode (Pillow's bytes: the same libwebp) resized as the reference does.
+    const ref = referenceInput(webp).u8;
+    const s = stats(got, ref);
+    console.log(
+      `12 MP tiled chelsea WebP q85 (${(webp.length / 1e6).toFixed(1)} MB), 1/5 decode vs exact full decode, 224 crop: mean ${s.mean.toFixed(3)} p99.9 ${s.p999} max ${s.max}; ` +
+        `plan ${(plan.memoryBytes / 2 ** 20).toFixed(2)} MiB, wasm ${(wasm / 2 ** 20).toFixed(2)} MiB, arrayBuffers grew ${(grew / 2 ** 20).toFixed(2)} MiB`,
+    );
+    expect(s.mean).toBeLessThanOrEqual(0.5);
+    expect(s.p999).toBeLessThanOrEqual(8);
+  });
+
   it('a 12 MP PNG streams through in bounded memory, and equals the whole-image path', async () => {
     // Non-interlaced RGB, rows with a varying filter byte so every filter is exercised.
     const w = 4032;

@@ -25,6 +25,8 @@ export interface WebpHeader extends ImageInfo {
    * that make it, as offsets into the file. For a still image the rectangle is the whole canvas.
    */
   frame: { x: number; y: number; width: number; height: number; start: number; end: number; alphStart: number; alphEnd: number };
+  /** End of the RIFF payload: what libwebp reads of a still file (it ignores anything after). */
+  fileEnd: number;
 }
 
 /** libwebp's MAX_CHUNK_PAYLOAD. */
@@ -113,6 +115,7 @@ export function readWebpHeader(bytes: Uint8Array): WebpHeader {
       alpha,
       animated: false,
       frame: { x: 0, y: 0, width, height, start: first.at, end: first.end, alphStart: 0, alphEnd: 0 },
+      fileEnd: end,
     };
   }
   if (first.type !== 'VP8X') throw refuse(`unexpected first chunk ${JSON.stringify(first.type)}`);
@@ -148,6 +151,7 @@ export function readWebpHeader(bytes: Uint8Array): WebpHeader {
       alpha: (flags & FLAG_ALPHA) !== 0 || alph !== null || size.alpha,
       animated,
       frame: { x, y, width: fw, height: fh, start: image.at, end: image.end, alphStart: alph?.at ?? 0, alphEnd: alph?.end ?? 0 },
+      fileEnd: end,
     };
   }
 
@@ -163,22 +167,94 @@ export function readWebpHeader(bytes: Uint8Array): WebpHeader {
     alpha: (flags & FLAG_ALPHA) !== 0 || alph !== null || size.alpha,
     animated,
     frame: { x: 0, y: 0, width, height, start: image.at, end: image.end, alphStart: alph?.at ?? 0, alphEnd: alph?.end ?? 0 },
+    fileEnd: end,
   };
 }
 
-/** libwebp's working state besides the pixel buffers (Huffman tables, row caches), rounded up. */
-const FIXED_BYTES = 1024 * 1024;
+/** Reduced scales a WebP is decoded at (libwebp's rescaler; measured up to 1/5, see wasm/webp/README.md). */
+export type WebpScale = 1 | 2 | 3 | 4 | 5;
 
 /**
- * Bytes one decode takes at its peak, by our accounting: the input copied into the wasm heap,
- * libwebp's RGBA output there and embind's copy of it in JS, VP8L's own ARGB image (lossless) or
- * the alpha plane (lossy with ALPH), and the RGB result (the whole canvas for an animation).
+ * The scale for a model that resizes the shorter side to `target`: the largest s in 2..5 whose
+ * reduced shorter side ceil(shorter / s) is still >= 2 x target (the rule measured in
+ * wasm/webp/README.md: crop within mean 0.38, p99.9 3 levels of the full decode's), else 1.
+ * Lossy only (the rule was measured on VP8; VP8L holds its whole image whatever the scale, and
+ * its rescaler premultiplies alpha, which Pillow's full decode does not), and only when the
+ * first frame covers the whole canvas.
  */
-export function webpDecodeMemory(header: WebpHeader): number {
-  const frame = header.frame.width * header.frame.height;
-  const canvas = header.width * header.height;
-  let bytes = header.frame.end + 8 * frame + 3 * canvas + FIXED_BYTES;
-  if (header.lossless) bytes += 4 * frame;
-  else if (header.alpha) bytes += frame;
+export function webpScaleFor(header: WebpHeader, target: number | undefined): WebpScale {
+  const { frame } = header;
+  if (!target || header.lossless || frame.x !== 0 || frame.y !== 0 || frame.width !== header.width || frame.height !== header.height) return 1;
+  const shorter = Math.min(header.width, header.height);
+  for (const s of [5, 4, 3, 2] as const) if (Math.ceil(shorter / s) >= 2 * target) return s;
+  return 1;
+}
+
+/*
+ * The decoder's memory (wasm/webp: libwebp 1.2.4 in its own linear memory, which grows to the
+ * largest decode and never shrinks; webp_heap_limit caps it). Measured with the allocator's peak
+ * (wasm/webp's heap()) on the fixtures and on cwebp/sharp encodings at 1200x900 .. 4032x3024:
+ *   VP8 (lossy): ~128-130 bytes per column of the frame width (macroblock caches, filter rows,
+ *     the rescaler's rows when scaling), whatever the height, + ~20 KB of tables;
+ *   VP8L (lossless): 4 bytes a pixel (the ARGB image: the bitstream may copy from anywhere
+ *     above) + up to ~365 bytes per column (Huffman tables, transforms, 32 cache rows), + ~100 KB;
+ *   ALPH decoded (RGBA mode): 2.2-6.2 bytes a pixel (a 1-byte alpha plane + VP8L's alpha image,
+ *     1 byte a pixel when it is palette-only, else 4, + Huffman tables), + ~80 KB;
+ *   the output ring: 40 rows of the delivered width x 3 (RGB) or 4 (RGBA).
+ * The constants below round those up. A file whose Huffman tables are larger than any encoder
+ * makes is not covered: the decode's memory cap (the budget) turns it into a clean 413.
+ */
+/** Initial linear memory (static data, 256 KiB stack, the heap's first pages) and page rounding. */
+const WASM_BASE_BYTES = 1024 * 1024;
+const VP8_BYTES_PER_COLUMN = 160;
+const VP8_FIXED_BYTES = 64 * 1024;
+const VP8L_BYTES_PER_COLUMN = 512;
+const VP8L_FIXED_BYTES = 192 * 1024;
+const ALPH_BYTES_PER_PIXEL = 7;
+const ALPH_FIXED_BYTES = 192 * 1024;
+/** Rows of the binding's output ring (and of our JS row buffer, which takes one batch). */
+const RING_ROWS = 40;
+
+/** Bytes of the still file that firstFrameFile makes of an animation's first frame. */
+export function firstFrameFileBytes(header: WebpHeader): number {
+  const { frame } = header;
+  const chunk = (start: number, end: number) => end - start + ((end - start - 8) & 1);
+  return 12 + chunk(frame.start, frame.end) + (frame.alphEnd > 0 ? 18 + chunk(frame.alphStart, frame.alphEnd) : 0);
+}
+
+/**
+ * Bytes one decode takes at its peak, an upper bound: the wasm memory (its initial 1 MiB, the
+ * input copied in, libwebp's state, the output ring, VP8L's ARGB image, the alpha planes when
+ * `alpha`: RGBA mode, see webpChecksAlpha) + our JS buffers (an animation's first frame as a
+ * still file, a batch of canvas rows when the frame has an offset or comes as RGBA). Not the
+ * collected image: planDecode adds that when it collects.
+ */
+export function webpDecodeMemory(header: WebpHeader, scale: WebpScale = 1, alpha = false): number {
+  const { frame } = header;
+  const framePixels = frame.width * frame.height;
+  const outWidth = Math.ceil(header.width / scale);
+  const input = header.animated ? 2 * firstFrameFileBytes(header) : header.fileEnd;
+  let bytes = WASM_BASE_BYTES + input + RING_ROWS * Math.ceil(frame.width / scale) * (alpha ? 4 : 3);
+  bytes += header.lossless
+    ? VP8L_FIXED_BYTES + 4 * framePixels + VP8L_BYTES_PER_COLUMN * frame.width
+    : VP8_FIXED_BYTES + VP8_BYTES_PER_COLUMN * frame.width;
+  if (alpha) bytes += ALPH_FIXED_BYTES + ALPH_BYTES_PER_PIXEL * framePixels;
+  const offset = frame.x !== 0 || frame.y !== 0 || frame.width !== header.width || frame.height !== header.height;
+  if (alpha || offset) bytes += RING_ROWS * outWidth * 3;
   return bytes;
+}
+
+/**
+ * Whether the decode also decodes the first frame's ALPH chunk (RGBA mode, alpha then dropped):
+ * only to refuse what Pillow refuses, a lossy file whose alpha data is corrupt (Pillow decodes
+ * RGBA; in RGB mode libwebp skips ALPH, and R, G, B are the same either way). It costs up to ~6
+ * bytes a pixel, so it is done when that fits `budgetBytes` even with the image collected and
+ * turned (2 x 3 bytes a reduced pixel): 32 MiB allows about 2.5 MP at full size, 4.4 MP at 1/5.
+ * Past that the alpha is not read, and a corrupt ALPH chunk goes unnoticed where Pillow would
+ * refuse the file (the colours are Pillow's either way).
+ */
+export function webpChecksAlpha(header: WebpHeader, scale: WebpScale, budgetBytes: number): boolean {
+  if (header.frame.alphEnd === 0) return false;
+  const out = Math.ceil(header.width / scale) * Math.ceil(header.height / scale);
+  return webpDecodeMemory(header, scale, true) + 6 * out <= budgetBytes;
 }
