@@ -15,6 +15,7 @@
  *
  * Writes <out> (markdown: the table for the README) and <out>.json (every image's numbers).
  */
+import '../models/src/node-wasm';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';

@@ -312,7 +312,7 @@ async function measureGroup(
     const main = lanes.find((l) => l.m === primary && l.dev);
     if (main) {
       try {
-        // Full runs add the 12 MP progressive JPEG and PNG rows (the quick run keeps CI short).
+        // Full runs add the 12 MP progressive JPEG, PNG and lossy WebP rows (the quick run keeps CI short).
         const uploads = o.quick ? jpegs : [...jpegs, ...(await testFormats(o.workDir))];
         endToEnd = await measureEndToEnd(o, main.dev!, main.m, uploads, small, progress);
       } catch (err) {

@@ -122,10 +122,9 @@ const RECIPE = `${SOURCE_PHOTO} q${QUALITY} grain${GRAIN} v2`;
 
 /**
  * 12 MP uploads in the other formats the Worker streams or decodes at reduced scale: the same
- * 4032x3024 picture as a progressive JPEG (sharp: libvips + libjpeg-turbo) and as a PNG (sharp,
+ * 4032x3024 picture as a progressive JPEG (sharp: libvips + libjpeg-turbo), a lossy WebP, and as a PNG (sharp,
  * of the picture without grain, as a screenshot-like PNG; with grain it passes the 20 MiB body
- * limit). Made once and cached beside the JPEGs. (A 12 MP lossy WebP is refused with 413: the
- * WebP decoder has no reduced-scale decoding, see README.)
+ * limit). Made once and cached beside the JPEGs.
  */
 export async function testFormats(workDir: string): Promise<TestJpeg[]> {
   const dir = join(workDir, 'images');
@@ -138,6 +137,7 @@ export async function testFormats(workDir: string): Promise<TestJpeg[]> {
   const recipes = [
     { name: `${width}x${height} progressive JPEG`, file: 'progressive.jpg', grain: true, encode: (raw: RgbImage) => sharp(raw.data, { raw: { width, height, channels: 3 } }).jpeg({ quality: QUALITY, progressive: true }).toBuffer() },
     { name: `${width}x${height} PNG`, file: 'screen.png', grain: false, encode: (raw: RgbImage) => sharp(raw.data, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer() },
+    { name: `${width}x${height} lossy WebP`, file: 'lossy.webp', grain: true, encode: (raw: RgbImage) => sharp(raw.data, { raw: { width, height, channels: 3 } }).webp({ quality: 85 }).toBuffer() },
   ];
   for (const r of recipes) {
     const file = join(dir, `${width}x${height}-${r.file}`);

@@ -2,6 +2,7 @@
  * `npm run bench [-- --quick] [--models a,b] [--iterations N]`: measures, writes
  * bench/report.md and bench/report.json, prints the summary. See bench/harness.ts.
  */
+import '../models/src/node-wasm';
 import { join } from 'node:path';
 import { ROOT } from '../models/src/upload';
 import { runBenchmark } from './harness';
