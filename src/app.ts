@@ -5,6 +5,7 @@ import { cors } from 'hono/cors';
 import { getConfig, type Config } from './config';
 import { ApiError, errorResponse, notFound, tooLarge } from './errors';
 import { apiKey } from './middleware/auth';
+import { decoderMemoryBytes } from './image';
 import { isolateHeapBytes } from './models/registry';
 import { modelRoutes } from './routes/models';
 import { pingRoutes } from './routes/ping';
@@ -75,7 +76,8 @@ const admit: MiddlewareHandler<AppEnv> = async (c, next) => {
     maxInFlight: config.maxInFlight,
     budgetBytes: config.memoryBudgetMB * 1024 * 1024,
     waitMs: config.admissionWaitMs,
-    baseline: () => isolateHeapBytes() ?? 0,
+    // What stays allocated between requests: onnxruntime's heap and the WebP decoder's memory.
+    baseline: () => (isolateHeapBytes() ?? 0) + decoderMemoryBytes(),
   }));
   const release = await admission.enter(deadline);
   c.set('admission', admission);

@@ -73,7 +73,7 @@ export class Admission {
     const room = this.options.budgetBytes - this.options.baseline();
     if (bytes > room) {
       throw tooLarge(
-        `image needs ${mib(bytes)} to decode; beside the model's ${mib(this.options.baseline())} this isolate's memory budget of ${mib(this.options.budgetBytes)} leaves ${mib(Math.max(0, room))}`,
+        `image needs ${mib(bytes)} to decode; beside the ${mib(this.options.baseline())} the model and decoders hold, this isolate's memory budget of ${mib(this.options.budgetBytes)} leaves ${mib(Math.max(0, room))}`,
       );
     }
     return this.#acquire({ kind: 'memory', bytes }, deadlineMs, () => {

@@ -33,7 +33,13 @@ import { applyOrientation } from './orient';
 import { decodePng, decodePngTo, pngDecodeMemory, readPngHeader, type PngHeader } from './png';
 import { sniff, unsupportedFormatMessage } from './sniff';
 import { readWebpHeader, webpChecksAlpha, webpDecodeMemory, webpScaleFor, type WebpHeader, type WebpScale } from './webp/header';
-import { decodeWebpImage, decodeWebpTo } from './webp/index';
+import { decodeWebpImage, decodeWebpTo, webpDecoderMemoryBytes } from './webp/index';
+
+/**
+ * Memory our decoders keep between decodes: libwebp's wasm memory grows to its largest decode
+ * and never shrinks. Admission control counts it with the model's heap (src/app.ts).
+ */
+export const decoderMemoryBytes = (): number => webpDecoderMemoryBytes();
 import { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type ImageInfo, type RgbImage, type RowSink } from './types';
 
 export { sniff, SUPPORTED_FORMATS } from './sniff';
