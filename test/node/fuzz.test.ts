@@ -22,10 +22,7 @@ const regressionFiles = readdirSync(REGRESSIONS).filter((f) => f.endsWith('.bin'
  * Regressions whose bug is reported and not fixed yet: they must still fail (it.fails), and
  * start failing the suite when the fix lands, to be moved out of this list.
  */
-const OPEN: Record<string, string> = {
-  'jpeg-seed500058-5e6a55c2.bin': 'orientation 4 allocates a row that planDecode does not account (src/image/orient.ts flipRows)',
-  'png-handmade-orient4-2000000x2.bin': 'orientation 4 allocates a row that planDecode does not account (src/image/orient.ts flipRows)',
-};
+const OPEN: Record<string, string> = {};
 
 const describeFailure = (f: Failure): string => `${f.kind}: ${f.message}\n  input: ${f.how}\n${f.stack ?? ''}`;
 
