@@ -15,7 +15,7 @@
  */
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -103,11 +103,16 @@ interface Report {
   coverage: string[];
 }
 
-function save(f: Failure, seed: number | string, seen: Set<string>, report: Report): void {
+function save(f: Failure, seed: number | string, seen: Set<string>, known: Set<string>, report: Report): void {
   report.violations++;
   const sig = signature(f);
   if (seen.has(sig)) return;
   seen.add(sig);
+  if (known.has(sig)) {
+    report.distinct.push(`${f.kind}: ${f.message} (seed ${seed}; already in regressions/)`);
+    console.log(`  ${f.target}: ${f.kind}: ${f.message.slice(0, 200)}\n    (already in regressions/, not saved again)`);
+    return;
+  }
   report.distinct.push(`${f.kind}: ${f.message} (seed ${seed})`);
   mkdirSync(REGRESSIONS, { recursive: true });
   const id = createHash('sha256').update(f.bytes).digest('hex').slice(0, 8);
@@ -115,6 +120,20 @@ function save(f: Failure, seed: number | string, seen: Set<string>, report: Repo
   writeFileSync(`${base}.bin`, f.bytes);
   writeFileSync(`${base}.txt`, note(f, seed));
   console.log(`  ${f.target}: ${f.kind}: ${f.message.slice(0, 200)}\n    -> ${base}.bin`);
+}
+
+/** Signatures of the target's failures already in regressions/ (from their notes): not saved again. */
+function knownSignatures(target: string): Set<string> {
+  const out = new Set<string>();
+  if (!existsSync(REGRESSIONS)) return out;
+  for (const f of readdirSync(REGRESSIONS)) {
+    if (!f.startsWith(`${target}-`) || !f.endsWith('.txt')) continue;
+    const text = readFileSync(join(REGRESSIONS, f), 'utf8');
+    const kind = text.match(/^kind: (.*)$/m)?.[1];
+    const message = text.match(/^message: (.*)$/m)?.[1];
+    if (kind && message) out.add(signature({ target, kind: kind as Failure['kind'], message }));
+  }
+  return out;
 }
 
 /** The input a child was on (see onInput): its seed, its index in that seed's run, its bytes. */
@@ -131,6 +150,7 @@ function lastInput(path: string): { seed: number; how: string; bytes: Uint8Array
 async function runTarget(target: string, seconds: number, firstSeed: number): Promise<Report> {
   const report: Report = { target, executions: 0, seconds, ok: 0, statuses: {}, masked: {}, slowestMs: 0, slowestHow: '', violations: 0, distinct: [], hangs: 0, coverage: [] };
   const seen = new Set<string>();
+  const known = knownSignatures(target);
   const started = Date.now();
   let seed = firstSeed;
   while (Date.now() - started < seconds * 1000 - 2000) {
@@ -147,7 +167,7 @@ async function runTarget(target: string, seconds: number, firstSeed: number): Pr
     proc.on('message', (m: Message) => {
       beat = Date.now();
       if (m.kind === 'beat') lastExecutions = m.executions;
-      else if (m.kind === 'failure') save({ ...m.failure, bytes: new Uint8Array(Buffer.from(m.failure.bytes, 'base64')) }, m.seed, seen, report);
+      else if (m.kind === 'failure') save({ ...m.failure, bytes: new Uint8Array(Buffer.from(m.failure.bytes, 'base64')) }, m.seed, seen, known, report);
       else {
         done = true;
         if (m.coverage) report.coverage.push(`${m.coverage.blocks} blocks, ${m.coverage.added} inputs added`);
@@ -170,7 +190,7 @@ async function runTarget(target: string, seconds: number, firstSeed: number): Pr
         const last = lastInput(current);
         if (last) {
           report.hangs++;
-          save({ target, kind: 'time', message: `no answer within ${HANG_MS} ms (killed)`, how: last.how, bytes: last.bytes, ms: HANG_MS }, last.seed, seen, report);
+          save({ target, kind: 'time', message: `no answer within ${HANG_MS} ms (killed)`, how: last.how, bytes: last.bytes, ms: HANG_MS }, last.seed, seen, known, report);
         }
       }
     }, 1000);
@@ -182,7 +202,7 @@ async function runTarget(target: string, seconds: number, firstSeed: number): Pr
       report.executions += lastExecutions;
       if (code !== null && code !== 0) {
         const last = lastInput(current) ?? { seed, how: '?', bytes: new Uint8Array(0) };
-        save({ target, kind: 'exception', message: `the fuzzing process died (exit ${code})`, how: last.how, bytes: last.bytes, ms: 0 }, last.seed, seen, report);
+        save({ target, kind: 'exception', message: `the fuzzing process died (exit ${code})`, how: last.how, bytes: last.bytes, ms: 0 }, last.seed, seen, known, report);
       }
     }
     seed += 1000;
