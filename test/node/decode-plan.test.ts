@@ -14,6 +14,7 @@ import { IMAGENET_PREPROCESS } from '../../src/models/manifest';
 import { planFor, prepareInput } from '../../src/pipeline/prepare';
 import { normalizeU8, resizeCropU8 } from '../../src/preprocess/reference';
 import { PreprocessKernel } from '../../wasm/preprocess/index';
+import { pngFile } from '../../models/src/png';
 
 const ROOT = new URL('../../', import.meta.url);
 const read = (path: string): Uint8Array => new Uint8Array(readFileSync(new URL(`test/fixtures/${path}`, ROOT)));
@@ -244,32 +245,3 @@ describe('a 12 MP photo', () => {
     expect(got).toEqual(want);
   });
 });
-
-function pngFile(width: number, height: number, idat: Uint8Array): Uint8Array {
-  const chunk = (type: string, data: Uint8Array): Uint8Array => {
-    const out = new Uint8Array(12 + data.length);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, data.length);
-    for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-    out.set(data, 8);
-    view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-    return out;
-  };
-  const ihdr = new Uint8Array(13);
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, height);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array())];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
-  return out;
-}
-
-function crc32(bytes: Uint8Array): number {
-  let c = ~0;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return ~c >>> 0;
-}

@@ -1,5 +1,6 @@
 /** Every route and every error status, through the Worker's fetch handler in workerd with local R2. */
 import { zlibSync } from 'fflate';
+import { pngFile } from '../../models/src/png';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { call, fixture, form, seedModel, type ErrorAnswer, type NativeAnswer } from './helpers';
 
@@ -385,26 +386,5 @@ function interlacedPng(width: number, height: number): Uint8Array {
     const h = Math.ceil((height - y0!) / dy!);
     if (w > 0 && h > 0) raw += h * (1 + w * 3);
   }
-  const chunk = (type: string, data: Uint8Array): Uint8Array => {
-    const out = new Uint8Array(12 + data.length);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, data.length);
-    for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-    out.set(data, 8);
-    let c = ~0;
-    for (const b of out.subarray(4, 8 + data.length)) {
-      c ^= b;
-      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-    }
-    view.setUint32(8 + data.length, ~c >>> 0);
-    return out;
-  };
-  const ihdr = new Uint8Array(13);
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, height);
-  ihdr.set([8, 2, 0, 0, 1], 8);
-  const parts = [Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlibSync(new Uint8Array(raw))), chunk('IEND', new Uint8Array())];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
-  return out;
+  return pngFile(width, height, zlibSync(new Uint8Array(raw)), { interlaced: true });
 }

@@ -7,11 +7,11 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { zlibSync } from 'fflate';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../../../src/models/manifest';
 import { planFor, prepareInput } from '../../../src/pipeline/prepare';
 import { PreprocessKernel } from '../../../wasm/preprocess/index';
 import { readManifest } from '../local';
+import { encodeRgbPng } from '../png';
 import { KERNEL_WASM } from '../quantize/photos';
 import { DEFAULT_OUT, modelDir, parse, type Command } from './command';
 
@@ -34,7 +34,7 @@ export const view: Command = {
     if (!file) throw new Error(`which image? usage: ${usage}`);
     const spec = await specOf(values.model, values['models-out']);
     const crop = await viewCrop(new Uint8Array(readFileSync(file)), spec, Number(values['max-decode-mb']));
-    writeFileSync(values.out, encodePng(crop.u8, spec.cropWidth, spec.cropHeight));
+    writeFileSync(values.out, encodeRgbPng(crop.u8, spec.cropWidth, spec.cropHeight));
     if (values.raw) writeFileSync(values.raw, crop.u8);
     const r = crop.reduction;
     console.log(
@@ -70,41 +70,4 @@ export async function viewCrop(bytes: Uint8Array, spec: PreprocessSpec, maxDecod
     for (let i = 0; i < plane; i++) u8[i * 3 + c] = Math.round((tensor[c * plane + i]! * spec.std[c]! + spec.mean[c]!) * 255);
   }
   return { u8, path: plan.path, width: plan.width, height: plan.height, reduction: plan.reduction, memoryBytes: plan.memoryBytes };
-}
-
-/** An 8-bit RGB PNG: IHDR, one IDAT (filter 0 rows), IEND. */
-function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
-  const raw = new Uint8Array(height * (1 + width * 3));
-  for (let y = 0; y < height; y++) raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (1 + width * 3) + 1);
-  const ihdr = new Uint8Array(13);
-  const v = new DataView(ihdr.buffer);
-  v.setUint32(0, width);
-  v.setUint32(4, height);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const parts = [Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlibSync(raw)), chunk('IEND', new Uint8Array())];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
-  return out;
-}
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
