@@ -4,6 +4,7 @@
  * up to the damage. Plus the format-specific mutations (Huffman tables, markers in entropy data,
  * IDAT splits and recompressed zlib streams, LZW code sizes).
  */
+import { crc32, pngChunk } from '../../models/src/png';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync, inflateSync, constants as zc } from 'node:zlib';
@@ -130,21 +131,7 @@ export const JPEG: FormatOps = { parse: jpegStructs, types: JPEG_CODES, extra: j
 
 // ---- PNG --------------------------------------------------------------------------------------
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+export { crc32, pngChunk } from '../../models/src/png';
 
 export function pngStructs(b: Uint8Array): Struct[] {
   const out: Struct[] = [];
@@ -157,16 +144,6 @@ export function pngStructs(b: Uint8Array): Struct[] {
     if (end <= pos) break;
     pos = end;
   }
-  return out;
-}
-
-export function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
   return out;
 }
 
