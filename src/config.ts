@@ -22,6 +22,10 @@ export interface Config {
   /** Longest one call to a split model's stage Worker may take. */
   stageTimeoutMs: number;
   corsOrigins: string[];
+  /** Longest a URL input may take to fetch, redirects and body included (504 past it). */
+  urlTimeoutMs: number;
+  /** URL_HOSTS: when non-empty, the only hosts URL input may fetch from (as configured). */
+  urlHosts: string[];
   /** When undefined, requests need no key. */
   apiKey: string | undefined;
 }
@@ -51,6 +55,11 @@ function parseConfig(env: Env): Config {
     requestTimeoutMs: positiveInt('REQUEST_TIMEOUT_MS', env.REQUEST_TIMEOUT_MS, 20_000),
     stageTimeoutMs: positiveInt('STAGE_TIMEOUT_MS', env.STAGE_TIMEOUT_MS, 10_000),
     corsOrigins: (env.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    urlTimeoutMs: positiveInt('URL_TIMEOUT_MS', env.URL_TIMEOUT_MS, 10_000),
+    urlHosts: (env.URL_HOSTS ?? '')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),

@@ -17,6 +17,8 @@ export type ErrorType =
   | 'unprocessable_image'
   | 'model_unavailable'
   | 'overloaded'
+  | 'bad_gateway'
+  | 'gateway_timeout'
   | 'internal';
 
 const STATUS: Record<ErrorType, ContentfulStatusCode> = {
@@ -29,6 +31,8 @@ const STATUS: Record<ErrorType, ContentfulStatusCode> = {
   unprocessable_image: 422,
   model_unavailable: 503,
   overloaded: 503,
+  bad_gateway: 502,
+  gateway_timeout: 504,
   internal: 500,
 };
 
@@ -58,6 +62,10 @@ export const unprocessableImage = (message: string, cause?: unknown) =>
   new ApiError('unprocessable_image', message, { cause });
 export const modelUnavailable = (message: string, cause?: unknown) =>
   new ApiError('model_unavailable', message, { cause });
+/** An upstream the Worker fetched for the caller (URL input) failed or answered an error. */
+export const badGateway = (message: string, cause?: unknown) => new ApiError('bad_gateway', message, { cause });
+/** An upstream the Worker fetched for the caller (URL input) was too slow. */
+export const gatewayTimeout = (message: string) => new ApiError('gateway_timeout', message);
 
 /** The `onError` of every app here: ApiErrors as their JSON, anything else as an opaque 500. */
 export function errorResponse(err: Error, c: Context): Response {

@@ -29,7 +29,7 @@ async function predict(c: Context<PredictEnv>, modelId: string, shape: Shape): P
   const started = performance.now();
   const config = getConfig(c.env);
   const topk = parseTopK(c.req.query('topk'));
-  const uploads = await readUploads(c.req, config.maxImages);
+  const uploads = await readUploads(c.req, config.maxImages, config);
   const result = await classify(registryFor(c.env), modelId, uploads, {
     topk,
     limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },

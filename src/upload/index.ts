@@ -1,22 +1,64 @@
 /**
- * Reads the images of a predict request: the multipart field `data` (one file or several,
- * classified as one batch), any single file field, or the raw body. The body size limit is
- * enforced before this runs (see `limitBody` in src/app.ts).
+ * Reads the images of a request: the multipart field `data` (one file or several, classified
+ * as one batch), any single file field, the raw body, or a JSON body `{ "url": ... }` whose
+ * image the Worker fetches (src/url). The request body's size limit is enforced before this
+ * runs (see `limitBody` in src/app.ts); a fetched image gets the same limit here.
  */
 import type { HonoRequest } from 'hono';
 import { badRequest, tooLarge } from '../errors';
+import { describeHost, fetchImage, parseImageUrl } from '../url/fetch';
+import { hostRules } from '../url/hosts';
 
 export interface Upload {
-  /** Where the image came from, for error messages: `data`, `data[1]`, `body`. */
+  /** Where the image came from, for error messages: `data`, `data[1]`, `body`, `url (host)`. */
   name: string;
   bytes: Uint8Array;
 }
 
-export async function readUploads(req: HonoRequest, maxImages: number): Promise<Upload[]> {
+/** What fetching a URL input needs from the Config (src/config.ts): pass the Config itself. */
+export interface UrlInputLimits {
+  maxBodyBytes: number;
+  urlTimeoutMs: number;
+  urlHosts: string[];
+}
+
+/**
+ * The images of a request, at most `maxImages`. A route takes URL input (a JSON body) only
+ * when it passes `urlInput`; without it a JSON body is a 400.
+ */
+export async function readUploads(req: HonoRequest, maxImages: number, urlInput?: UrlInputLimits): Promise<Upload[]> {
   const type = req.header('Content-Type') ?? '';
-  const uploads = /^multipart\/form-data/i.test(type) ? await fromMultipart(req) : await fromBody(req);
+  const uploads = /^multipart\/form-data/i.test(type)
+    ? await fromMultipart(req)
+    : JSON_TYPE.test(type)
+      ? await fromUrl(req, urlInput)
+      : await fromBody(req);
   if (uploads.length > maxImages) throw tooLarge(`too many images: ${uploads.length}, the limit is ${maxImages}`);
   return uploads;
+}
+
+/** application/json and the structured `+json` types. */
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * `{ "url": "https://..." }`. Other keys are left to the route (e.g. `policy`): Hono caches the
+ * parsed body, so the route's own `req.json()` reads the same object.
+ */
+async function fromUrl(req: HonoRequest, limits: UrlInputLimits | undefined): Promise<Upload[]> {
+  if (!limits) throw badRequest('this route takes no URL input: send the image as multipart field "data" or as the body');
+  let body: unknown;
+  try {
+    body = await req.json();
+  } catch {
+    throw badRequest('malformed JSON body');
+  }
+  const raw = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { url?: unknown }).url : undefined;
+  if (typeof raw !== 'string') throw badRequest('a JSON body needs "url": the address (http or https) of an image');
+  const rules = hostRules(limits.urlHosts, req.url, req.header('Host'));
+  const url = parseImageUrl(raw, rules);
+  const { bytes } = await fetchImage(url, { rules, timeoutMs: limits.urlTimeoutMs, maxBytes: limits.maxBodyBytes });
+  // Named by host only: a URL's path and query may carry secrets.
+  return [{ name: `url (${describeHost(url)})`, bytes }];
 }
 
 async function fromMultipart(req: HonoRequest): Promise<Upload[]> {
