@@ -84,9 +84,9 @@ export function addressRefusal(hostname: string): string | undefined {
 
 /** [network, prefix length, kind], IPv4 as unsigned 32-bit integers. */
 const IPV4_RANGES: Array<[string, number, string]> = [
-  ['0.0.0.0', 8, 'an unspecified ("this network")'],
+  ['0.0.0.0', 8, 'an unspecified'],
   ['10.0.0.0', 8, 'a private'],
-  ['100.64.0.0', 10, 'a CGNAT (shared)'],
+  ['100.64.0.0', 10, 'a CGNAT'],
   ['127.0.0.0', 8, 'a loopback'],
   ['169.254.0.0', 16, 'a link-local'],
   ['172.16.0.0', 12, 'a private'],

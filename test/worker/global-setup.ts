@@ -1,18 +1,21 @@
 /**
- * Runs in Node before the workerd tests: builds the test models and computes the reference
- * answers that the parity test holds the Worker to, with onnxruntime-node.
+ * Runs in Node before the workerd tests: builds the test models, computes the reference
+ * answers that the parity test holds the Worker to, with onnxruntime-node, and starts the
+ * local image host of the URL input tests (test/url-server.ts).
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { TestProject } from 'vitest/node';
 import { decodeImage } from '../../src/image';
 import { preprocessReference } from '../../src/preprocess/reference';
 import { ensureTestModel, ensureTestModels, TEST_MODEL_DIR } from '../models';
 import { ROOT } from '../../models/src/upload';
+import { startUrlServer } from '../url-server';
 
 export const PARITY_IMAGES = ['chelsea.jpg', 'camera.png'];
 
-export default async function setup(): Promise<void> {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await ensureTestModels();
   const { dir, manifest } = await ensureTestModel('resnet18v1', 'fp32');
   const spec = manifest.preprocess;
@@ -39,4 +42,9 @@ export default async function setup(): Promise<void> {
     join(TEST_MODEL_DIR, 'parity.json'),
     JSON.stringify({ model: manifest.id, sha256: manifest.sha256, images: PARITY_IMAGES, logits }),
   );
+
+  // The image host of the URL input tests (test/worker/url.test.ts), on 127.0.0.1.
+  const urlServer = await startUrlServer();
+  project.provide('urlServer', urlServer.base);
+  return urlServer.close;
 }
