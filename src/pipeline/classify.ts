@@ -12,13 +12,15 @@ import type { Session } from '../onnx/session';
 import { float32, type Tensor } from '../onnx/tensor';
 import { getKernel } from '../preprocess';
 import type { Upload } from '../upload';
-import { topK, type Prediction } from './postprocess';
+import { softmax, topKOf, type Prediction } from './postprocess';
 import { planFor, prepareInput } from './prepare';
 
 export interface ImageResult {
   width: number;
   height: number;
   predictions: Prediction[];
+  /** All 1000 class probabilities (model output order): concepts and decisions come from these. */
+  probabilities: Float64Array;
 }
 
 /** Milliseconds per stage, summed over the batch. */
@@ -84,10 +86,10 @@ export async function classify(registry: ModelRegistry, modelId: string, uploads
 
     const classes = imagenetClasses();
     const width = logits.length / uploads.length;
-    const images = sizes.map((size, i) => ({
-      ...size,
-      predictions: topK(logits.subarray(i * width, (i + 1) * width), classes, options.topk),
-    }));
+    const images = sizes.map((size, i) => {
+      const probabilities = softmax(logits.subarray(i * width, (i + 1) * width));
+      return { ...size, predictions: topKOf(probabilities, classes, options.topk), probabilities };
+    });
     return { manifest, images, timings };
   }, { deadlineMs: options.deadlineMs });
 }

@@ -11,10 +11,11 @@ import type { ModelManifest } from '../models/manifest';
 import { registryFor } from '../models/registry';
 import { classify, type Classification } from '../pipeline/classify';
 import { readUploads } from '../upload';
+import { parseConceptList, scoreConcepts, type Concept } from '../concepts';
 
 type Shape = 'native' | 'model-server' | 'torchserve';
 
-const SYNTHETIC_NOTICE =
+export const SYNTHETIC_NOTICE =
   'This model has synthetic weights generated for testing: its classes are not a real classification of the image.';
 
 type PredictEnv = { Bindings: Env; Variables: Admitted };
@@ -29,6 +30,9 @@ async function predict(c: Context<PredictEnv>, modelId: string, shape: Shape): P
   const started = performance.now();
   const config = getConfig(c.env);
   const topk = parseTopK(c.req.query('topk'));
+  // Resolved before the upload is read: an unknown concept is a 404 without any inference.
+  const conceptsQuery = c.req.query('concepts');
+  const concepts = shape === 'native' && conceptsQuery !== undefined ? parseConceptList(conceptsQuery) : undefined;
   const uploads = await readUploads(c.req, config.maxImages, config);
   const result = await classify(registryFor(c.env), modelId, uploads, {
     topk,
@@ -38,7 +42,23 @@ async function predict(c: Context<PredictEnv>, modelId: string, shape: Shape): P
   });
   const total = performance.now() - started;
 
-  const { timings, manifest } = result;
+  setAnswerHeaders(c, result, total);
+
+  switch (shape) {
+    case 'native':
+      return c.json(nativeBody(result, total, concepts));
+    case 'model-server':
+      return c.json(single(result, (p) => p.map((x) => ({ class: `${x.synset} ${x.label}`, probability: x.probability }))));
+    case 'torchserve':
+      return c.json(single(result, (p) => Object.fromEntries(p.map((x) => [shortName(x.label), x.probability]))));
+  }
+}
+
+/**
+ * Server-Timing, and which model and weights produced the answer: the compatibility shapes have
+ * no room for it in the body, so every answer says it in headers.
+ */
+export function setAnswerHeaders(c: Context, { timings, manifest }: Classification, total: number): void {
   c.header(
     'Server-Timing',
     [
@@ -49,30 +69,20 @@ async function predict(c: Context<PredictEnv>, modelId: string, shape: Shape): P
       `total;dur=${ms(total)}`,
     ].join(', '),
   );
-  // The compatibility shapes have no room for it, so every answer says in headers which
-  // weights produced it.
   c.header('X-Model-Id', manifest.id);
   c.header('X-Model-Weights', manifest.weights);
   if (manifest.weights === 'synthetic') c.header('Warning', `199 edge-resnet "${SYNTHETIC_NOTICE}"`);
-
-  switch (shape) {
-    case 'native':
-      return c.json(nativeBody(result, total));
-    case 'model-server':
-      return c.json(single(result, (p) => p.map((x) => ({ class: `${x.synset} ${x.label}`, probability: x.probability }))));
-    case 'torchserve':
-      return c.json(single(result, (p) => Object.fromEntries(p.map((x) => [shortName(x.label), x.probability]))));
-  }
 }
 
-function nativeBody({ manifest, images, timings }: Classification, total: number) {
+function nativeBody({ manifest, images, timings }: Classification, total: number, concepts?: Concept[]) {
   return {
     model: describe(manifest),
     ...(manifest.weights === 'synthetic' ? { notice: SYNTHETIC_NOTICE } : {}),
-    images: images.map(({ width, height, predictions }) => ({
+    images: images.map(({ width, height, predictions, probabilities }) => ({
       width,
       height,
       predictions: predictions.map(({ index, synset, label, probability }) => ({ index, synset, label, probability })),
+      ...(concepts ? { concepts: scoreConcepts(concepts, probabilities) } : {}),
     })),
     timings: {
       model: ms(timings.model),
@@ -84,7 +94,7 @@ function nativeBody({ manifest, images, timings }: Classification, total: number
   };
 }
 
-function describe(m: ModelManifest) {
+export function describe(m: ModelManifest) {
   return { id: m.id, version: m.version, depth: m.depth, precision: m.precision, weights: m.weights, source: m.source };
 }
 
@@ -104,4 +114,4 @@ function parseTopK(raw: string | undefined): number {
   return k;
 }
 
-const ms = (x: number) => Math.round(x * 100) / 100;
+export const ms = (x: number) => Math.round(x * 100) / 100;

@@ -1,0 +1,134 @@
+/**
+ * The concept table (wordnet-concepts.txt, made by scripts/make-concepts.ts) and lemma
+ * resolution over it. Pure: no Worker imports, so the models CLI can check policies with it.
+ */
+
+export interface Concept {
+  /** WordNet 3.0 noun synset id, as ImageNet writes it: `n02084071`. */
+  id: string;
+  /** Lemmas as WordNet spells them, `_` for spaces: `dog`, `domestic_dog`, `Canis_familiaris`. */
+  lemmas: string[];
+  /** The lemmas as one display name, as ImageNet labels are written: `dog, domestic dog, Canis familiaris`. */
+  name: string;
+  gloss: string;
+  /** Indices (0..999, model output order) of the ImageNet classes under it, ascending. */
+  classes: number[];
+}
+
+/** One `L` or `E` record file: lemma -> sense offsets, inflected form -> base forms. */
+export interface LemmaIndex {
+  lemmas: Map<string, string[]>;
+  exceptions: Map<string, string[]>;
+}
+
+export interface ConceptTable extends LemmaIndex {
+  /** By id (`n` + offset). */
+  concepts: Map<string, Concept>;
+}
+
+/**
+ * Parses the table; `classIds` are the 1000 ImageNet synset ids in output order. What is under
+ * each synset comes from walking the hypernym edges up from every class (the classes are leaves).
+ */
+export function parseConceptTable(text: string, classIds: readonly string[]): ConceptTable {
+  const parents = new Map<string, string[]>();
+  const concepts = new Map<string, Concept>();
+  const index = parseLemmaIndex(text);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('S ')) continue;
+    const bar = line.indexOf(' | ');
+    const [, offset, hypernyms, words] = line.slice(0, bar).split(' ');
+    const lemmas = words!.split(',');
+    const id = `n${offset}`;
+    concepts.set(id, { id, lemmas, name: lemmas.map((l) => l.replace(/_/g, ' ')).join(', '), gloss: line.slice(bar + 3), classes: [] });
+    parents.set(id, hypernyms === '-' ? [] : hypernyms!.split(',').map((h) => `n${h}`));
+  }
+  classIds.forEach((classId, classIndex) => {
+    const stack = [classId];
+    const seen = new Set<string>();
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const concept = concepts.get(id);
+      if (!concept) throw new Error(`concept table: ${id} (above ImageNet class ${classId}) is missing`);
+      concept.classes.push(classIndex);
+      stack.push(...parents.get(id)!);
+    }
+  });
+  return { concepts, ...index };
+}
+
+export function parseLemmaIndex(text: string): LemmaIndex {
+  const lemmas = new Map<string, string[]>();
+  const exceptions = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('L ') || line.startsWith('E ')) {
+      const [kind, key, values] = line.split(' ');
+      (kind === 'L' ? lemmas : exceptions).set(key!, values!.split(','));
+    }
+  }
+  return { lemmas, exceptions };
+}
+
+/** What a query names: a synset id, or a lemma normalised as WordNet writes them. */
+export function normalise(query: string): { id: string } | { lemma: string } {
+  const q = query.trim();
+  if (/^n\d{8}$/.test(q)) return { id: q };
+  return { lemma: q.toLowerCase().replace(/\s+/g, '_') };
+}
+
+/** WordNet's morphy for nouns: the suffix rules, applied once each (`dogs` -> `dog`, `boxes` -> `box`). */
+const SUFFIXES: Array<[string, string]> = [
+  ['s', ''],
+  ['ses', 's'],
+  ['xes', 'x'],
+  ['zes', 'z'],
+  ['ches', 'ch'],
+  ['shes', 'sh'],
+  ['men', 'man'],
+  ['ies', 'y'],
+];
+
+/** The forms to look a lemma up under, in order: itself, its noun.exc bases, then the suffix rules. */
+export function baseForms(lemma: string, ...exceptions: Array<ReadonlyMap<string, string[]>>): string[] {
+  const forms = [lemma, ...exceptions.flatMap((e) => e.get(lemma) ?? [])];
+  for (const [suffix, ending] of SUFFIXES) {
+    if (lemma.length > suffix.length && lemma.endsWith(suffix)) forms.push(lemma.slice(0, -suffix.length) + ending);
+  }
+  return [...new Set(forms)];
+}
+
+export type Resolution =
+  | { ok: true; concept: Concept }
+  /** `senses`: the WordNet senses (ids) of the lemma and its base forms, none with a class under it. */
+  | { ok: false; reason: 'not_a_concept' | 'no_concept_sense' | 'unknown'; senses: string[] };
+
+/**
+ * Resolves an id or a lemma. A lemma takes its most frequent sense (index.noun order) that
+ * has ImageNet classes under it, trying the lemma itself before its base forms. `others`
+ * holds the lemmas with no concept sense, to say what they are when they do not resolve.
+ */
+export function resolve(table: ConceptTable, query: string, others?: () => LemmaIndex): Resolution {
+  const q = normalise(query);
+  if ('id' in q) {
+    const concept = table.concepts.get(q.id);
+    return concept ? { ok: true, concept } : { ok: false, reason: 'not_a_concept', senses: [] };
+  }
+  for (const form of baseForms(q.lemma, table.exceptions)) {
+    const first = table.lemmas.get(form)?.[0];
+    if (first) return { ok: true, concept: table.concepts.get(`n${first}`)! };
+  }
+  // Only now the big index: the irregular plurals there have no concept lemma as base.
+  const index = others?.();
+  const forms = index ? baseForms(q.lemma, table.exceptions, index.exceptions) : [];
+  const senses = [...new Set(forms.flatMap((form) => index?.lemmas.get(form) ?? []))].map((o) => `n${o}`);
+  return { ok: false, reason: senses.length > 0 ? 'no_concept_sense' : 'unknown', senses };
+}
+
+/** The probability of a concept: the sum of its classes' probabilities (the classes are leaves). */
+export function conceptProbability(concept: Concept, probabilities: ArrayLike<number>): number {
+  let sum = 0;
+  for (const i of concept.classes) sum += probabilities[i]!;
+  return sum;
+}
