@@ -10,6 +10,9 @@ import { isolateHeapBytes } from './models/registry';
 import { modelRoutes } from './routes/models';
 import { pingRoutes } from './routes/ping';
 import { predictRoutes } from './routes/predict';
+import { conceptRoutes } from './routes/concepts';
+import { moderateRoutes } from './routes/moderate';
+import { policyRoutes } from './routes/policies';
 
 /** Paths and the methods they answer, for 405s with an Allow header. */
 const METHODS: Array<[path: string, allow: string]> = [
@@ -18,6 +21,11 @@ const METHODS: Array<[path: string, allow: string]> = [
   ['/models/:model', 'GET'],
   ['/predict', 'POST'],
   ['/predict/:model', 'POST'],
+  ['/concepts', 'GET'],
+  ['/policies', 'GET'],
+  ['/policies/:name', 'GET'],
+  ['/moderate', 'POST'],
+  ['/moderate/:policy', 'POST'],
   ['/predictions/:model', 'POST'],
   ['/:model/predict', 'POST'],
 ];
@@ -40,11 +48,15 @@ export function createApp() {
   );
   // Health checks stay open so load balancers need no secret.
   app.use('*', async (c, next) => (c.req.path === '/ping' ? next() : auth(c, next)));
-  app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict'], limitBody, admit);
+  app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict', '/moderate', '/moderate/*'], limitBody, admit);
 
   app.route('/', pingRoutes);
   app.route('/', modelRoutes);
+  // Before predict: `/:model/predict` would take `POST /moderate/predict` (a policy named predict).
+  app.route('/', moderateRoutes);
   app.route('/', predictRoutes);
+  app.route('/', conceptRoutes);
+  app.route('/', policyRoutes);
 
   for (const [path, allow] of METHODS) {
     app.all(path, (c) => {

@@ -4,6 +4,8 @@
  */
 export interface Config {
   defaultModel: string;
+  /** DEFAULT_POLICY: the named policy `POST /moderate` applies; undefined when unset. */
+  defaultPolicy: string | undefined;
   maxBodyBytes: number;
   maxPixels: number;
   /** Memory the JPEG/PNG decoder may allocate for one image, in MB (413 above it). */
@@ -44,6 +46,7 @@ export function getConfig(env: Env): Config {
 function parseConfig(env: Env): Config {
   return {
     defaultModel: env.DEFAULT_MODEL || 'resnet18v1',
+    defaultPolicy: env.DEFAULT_POLICY || undefined,
     maxBodyBytes: positiveInt('MAX_BODY_BYTES', env.MAX_BODY_BYTES, 20 * 1024 * 1024),
     maxPixels: positiveInt('MAX_PIXELS', env.MAX_PIXELS, 16_000_000),
     maxDecodeMB: positiveInt('MAX_DECODE_MB', env.MAX_DECODE_MB, 32),

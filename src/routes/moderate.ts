@@ -1,0 +1,105 @@
+/**
+ * `POST /moderate` and `POST /moderate/:policy`: classify as `/predict` does, then apply a
+ * policy (named in the path, sent inline, or DEFAULT_POLICY) to every image's probabilities.
+ */
+import { Hono, type Context, type HonoRequest } from 'hono';
+import type { Admitted } from '../admission';
+import { getConfig } from '../config';
+import { badRequest } from '../errors';
+import { registryFor } from '../models/registry';
+import { classify } from '../pipeline/classify';
+import { decide, inlinePolicy, loadPolicy, type ResolvedPolicy } from '../policies';
+import { readUploads } from '../upload';
+import { describe, ms, setAnswerHeaders, SYNTHETIC_NOTICE } from './predict';
+
+type ModerateEnv = { Bindings: Env; Variables: Admitted };
+
+export const moderateRoutes = new Hono<ModerateEnv>()
+  .post('/moderate', (c) => moderate(c, undefined))
+  .post('/moderate/:policy', (c) => moderate(c, c.req.param('policy')));
+
+async function moderate(c: Context<ModerateEnv>, named: string | undefined): Promise<Response> {
+  const started = performance.now();
+  const config = getConfig(c.env);
+  const policy = await choosePolicy(c, named);
+  // Hono keeps the parsed body, so the images are read from the same form or JSON.
+  const uploads = await readUploads(c.req, config.maxImages, config);
+  const result = await classify(registryFor(c.env), config.defaultModel, uploads, {
+    topk: 5,
+    limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
+    deadlineMs: c.var.deadline,
+    reserveMemory: (bytes) => c.var.admission.reserve(bytes, c.var.deadline),
+  });
+  const total = performance.now() - started;
+  setAnswerHeaders(c, result, total);
+
+  const { manifest, images, timings } = result;
+  return c.json({
+    model: describe(manifest),
+    // A decision made from synthetic weights is no decision about the image: say so on every one.
+    ...(manifest.weights === 'synthetic' ? { notice: SYNTHETIC_NOTICE } : {}),
+    policy: { name: policy.policy.name, sha256: policy.sha256 },
+    images: images.map(({ width, height, predictions, probabilities }) => ({
+      width,
+      height,
+      ...decide(policy, probabilities),
+      predictions: predictions.map(({ index, synset, label, probability }) => ({ index, synset, label, probability })),
+    })),
+    timings: {
+      model: ms(timings.model),
+      decode: ms(timings.decode),
+      preprocess: ms(timings.preprocess),
+      inference: ms(timings.inference),
+      total: ms(total),
+    },
+  });
+}
+
+/** The path's policy, or the inline one, or DEFAULT_POLICY; never two of them. */
+async function choosePolicy(c: Context<ModerateEnv>, named: string | undefined): Promise<ResolvedPolicy> {
+  const inline = await readInlinePolicy(c.req);
+  if (inline !== undefined) {
+    if (named !== undefined) throw badRequest(`two policies: "${named}" in the path and one inline; send one (POST /moderate with an inline policy)`);
+    return inlinePolicy(inline);
+  }
+  const name = named ?? getConfig(c.env).defaultPolicy;
+  if (name === undefined) {
+    throw badRequest('no policy: DEFAULT_POLICY is not set; name one (POST /moderate/<policy>) or send one inline (field "policy")');
+  }
+  return loadPolicy(c.env.MODELS, name);
+}
+
+/** The multipart text field `policy` (JSON) or `"policy"` in a JSON body; undefined when absent. */
+async function readInlinePolicy(req: HonoRequest): Promise<unknown> {
+  const type = req.header('Content-Type') ?? '';
+  if (/^multipart\/form-data/i.test(type)) {
+    let form: FormData;
+    try {
+      form = await req.formData();
+    } catch {
+      throw badRequest('malformed multipart body');
+    }
+    const fields = form.getAll('policy');
+    if (fields.length === 0) return undefined;
+    if (fields.length > 1) throw badRequest('several "policy" fields: send one');
+    const field = fields[0]!;
+    // As a file it would also count as an image field: text only (curl: -F "policy=<policy.json").
+    if (typeof field !== 'string') throw badRequest('field "policy" must be text, not a file (curl: -F "policy=<policy.json")');
+    try {
+      return JSON.parse(field) as unknown;
+    } catch {
+      throw badRequest('field "policy" is not JSON');
+    }
+  }
+  // application/json and the `+json` types, as readUploads takes them.
+  if (/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+    let body: unknown;
+    try {
+      body = await req.json();
+    } catch {
+      throw badRequest('malformed JSON body');
+    }
+    if (body !== null && typeof body === 'object' && !Array.isArray(body) && 'policy' in body) return (body as { policy: unknown }).policy;
+  }
+  return undefined;
+}
