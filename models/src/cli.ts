@@ -7,6 +7,7 @@ import type { Command } from './commands/command';
 import { evalCommand } from './commands/eval';
 import { fetchCommand } from './commands/fetch';
 import { list } from './commands/list';
+import { policyCommand } from './commands/policy';
 import { quantize } from './commands/quantize';
 import { split } from './commands/split';
 import { synth } from './commands/synth';
@@ -15,7 +16,7 @@ import { verify } from './commands/verify';
 import { view } from './commands/view';
 
 // In the order of the pipeline: make or fetch fp32, quantize, split what one isolate cannot hold, check, ship, measure, look.
-const COMMANDS: Command[] = [fetchCommand, synth, quantize, split, verify, upload, evalCommand, view, list];
+const COMMANDS: Command[] = [fetchCommand, synth, quantize, split, verify, upload, evalCommand, view, list, policyCommand];
 
 function usage(): string {
   return ['usage: npm run models -- <command> [options]', '', ...COMMANDS.map((c) => `  ${c.usage}`)].join('\n');
