@@ -11,8 +11,9 @@
  * nonzero, which successive-approximation refinement scans need to parse).
  */
 import { tooLarge, unprocessableImage } from '../../errors';
-import { BitReader, buildHuffman, nextMarker, type HuffmanSpec, type HuffmanTable } from './bits';
-import { idctIslow, idctReduced, neededCoefficients, reducedMatrix, type ReducedKernel } from './idct';
+import { BitReader, buildHuffman, HUFFMAN_TABLE_BYTES, nextMarker, type HuffmanSpec, type HuffmanTable } from './bits';
+import { decodeBlockFast } from './entropy';
+import { idctCorner, idctIslow, idctReduced, neededCoefficients, reducedMatrix, type ReducedKernel } from './idct';
 import { cmykToRgb, grayToRgb, planesToRgb, ycbcrToRgb, ycckToRgb } from './color';
 import { FULL, H1V2, H2V1, H2V2, h1v2, h2v1, h2v2, replicate, upsampleMethod } from './upsample';
 import type { RowSink } from '../types';
@@ -133,7 +134,8 @@ export function keptCoefficients(kernel: ReducedKernel, sx: number, sy: number):
 /** Bytes allocated by the decoder for this frame; `buffered`: coefficients kept for all blocks. */
 export function memoryOf(frame: Pick<Frame, 'width' | 'height' | 'comps'>, scale: number, buffered: boolean, progressive: boolean, kernel: ReducedKernel): number {
   const L = layoutOf(frame, scale);
-  let bytes = 64 * 1024; // tables, scratch, per-call objects
+  let bytes = 64 * 1024; // scratch, per-call objects
+  bytes += 8 * HUFFMAN_TABLE_BYTES; // a scan's DC and AC tables, up to 4 components
   bytes += L.outW * 3 * L.maxV * L.minS; // RGB strip
   L.comps.forEach((c, i) => {
     const stride = c.bw * c.sx;
@@ -158,8 +160,12 @@ interface Comp extends FrameComponent, CompLayout {
   row: Uint8Array;
   mx: Float64Array | null;
   my: Float64Array | null;
+  /** Reduced 'lowfreq': the kept coefficients are the sx x sy corner (idctCorner). */
+  corner: boolean;
   /** Natural index -> slot in the block's stored coefficients, -1 when not stored. */
   slots: Int8Array;
+  /** The same by zig-zag position (80 entries: a corrupt run past 63 lands on 63, as in NATURAL). */
+  zslot: Int8Array;
   kept: number;
   coefs: Int16Array | null;
   nz: Uint32Array | null;
@@ -463,7 +469,7 @@ function setup(frame: Frame, color: ColorModel, singleScan: boolean, opts: Decod
     const my = full ? null : reducedMatrix(opts.kernel, cl.sy);
     let slots = identity;
     let kept = 64;
-    if (buffered && !full) {
+    if (!full) {
       const keep = keptCoefficients(opts.kernel, cl.sx, cl.sy);
       slots = new Int8Array(64).fill(-1);
       keep.forEach((k, i) => (slots[k] = i));
@@ -481,7 +487,9 @@ function setup(frame: Frame, color: ColorModel, singleScan: boolean, opts: Decod
       row: new Uint8Array(layout.outW + 2 * cl.planeW + 64),
       mx,
       my,
+      corner: !full && opts.kernel === 'lowfreq',
       slots,
+      zslot: Int8Array.from(NATURAL, (z) => slots[z]!),
       kept,
       coefs: buffered ? new Int16Array(cl.bw * cl.bh * kept) : null,
       nz: buffered && progressive && kept < 64 ? new Uint32Array(cl.bw * cl.bh * 2) : null,
@@ -536,47 +544,9 @@ class Restarts {
   }
 }
 
-/** Sequential block: jdhuff.c decode_mcu_slow, into `blk` at `bo` through `slots`. */
-function decodeBlock(r: BitReader, dc: HuffmanTable, ac: HuffmanTable, comp: Comp, blk: Int16Array, bo: number, slots: Int8Array): void {
-  const t = r.decode(dc);
-  comp.pred = (comp.pred + (t ? r.receiveExtend(t) : 0)) | 0;
-  if (slots[0]! >= 0) blk[bo] = comp.pred;
-  for (let k = 1; k < 64; k++) {
-    const rs = r.decode(ac);
-    const s = rs & 15;
-    const run = rs >> 4;
-    if (s !== 0) {
-      k += run;
-      const v = r.receiveExtend(s);
-      const slot = slots[NATURAL[k]!]!;
-      if (slot >= 0) blk[bo + slot] = v;
-    } else {
-      if (run !== 15) break;
-      k += 15;
-    }
-  }
-}
-
-/** decodeBlock for the streaming path: every coefficient kept, no slot lookups. */
-function decodeBlockFull(r: BitReader, dc: HuffmanTable, ac: HuffmanTable, comp: Comp, blk: Int16Array): void {
-  const t = r.decode(dc);
-  comp.pred = (comp.pred + (t ? r.receiveExtend(t) : 0)) | 0;
-  blk[0] = comp.pred;
-  for (let k = 1; k < 64; k++) {
-    const rs = r.decode(ac);
-    const s = rs & 15;
-    if (s !== 0) {
-      k += rs >> 4;
-      blk[NATURAL[k]!] = r.receiveExtend(s);
-    } else {
-      if (rs !== 0xf0) break;
-      k += 15;
-    }
-  }
-}
-
 function idctInto(st: State, comp: Comp, coef: Int16Array, co: number, slots: Int8Array, out: Uint8Array, o: number): void {
   if (comp.mx === null) idctIslow(coef, co, comp.quant!, out, o, comp.stride);
+  else if (comp.corner) idctCorner(coef, co, comp.quant!, comp.mx, comp.my!, comp.sx, comp.sy, out, o, comp.stride);
   else idctReduced(coef, co, slots, comp.quant!, comp.mx, comp.my!, comp.sx, comp.sy, out, o, comp.stride);
 }
 
@@ -595,9 +565,9 @@ function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: numb
       const { comp, dc, ac } = sc[0]!;
       for (let by = my * comp.v; by < Math.min((my + 1) * comp.v, comp.rbh); by++) {
         for (let bx = 0; bx < comp.rbw; bx++) {
-          blk.fill(0);
-          if (rs.beforeMcu()) decodeBlockFull(reader, dc!, ac!, comp, blk);
-          idctInto(st, comp, blk, 0, st.identity, comp.strips[slot], (by - my * comp.v) * comp.sy * comp.stride + bx * comp.sx);
+          blk.fill(0, 0, comp.kept);
+          if (rs.beforeMcu()) comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
+          idctInto(st, comp, blk, 0, comp.slots, comp.strips[slot], (by - my * comp.v) * comp.sy * comp.stride + bx * comp.sx);
         }
       }
     } else {
@@ -606,9 +576,9 @@ function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: numb
         for (const { comp, dc, ac } of sc) {
           for (let v = 0; v < comp.v; v++) {
             for (let h = 0; h < comp.h; h++) {
-              blk.fill(0);
-              if (go) decodeBlockFull(reader, dc!, ac!, comp, blk);
-              idctInto(st, comp, blk, 0, st.identity, comp.strips[slot], v * comp.sy * comp.stride + (mx * comp.h + h) * comp.sx);
+              blk.fill(0, 0, comp.kept);
+              if (go) comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
+              idctInto(st, comp, blk, 0, comp.slots, comp.strips[slot], v * comp.sy * comp.stride + (mx * comp.h + h) * comp.sx);
             }
           }
         }
@@ -738,7 +708,7 @@ function forEachBlock(st: State, reader: BitReader, sc: ScanComp[], interval: nu
 function sequentialScan(st: State, reader: BitReader, sc: ScanComp[], interval: number): void {
   forEachBlock(st, reader, sc, interval, (s, b) => {
     const c = s.comp;
-    decodeBlock(reader, s.dc!, s.ac!, c, c.coefs!, b * c.kept, c.slots);
+    c.pred = decodeBlockFast(reader, s.dc!, s.ac!, c.pred, c.coefs!, b * c.kept, c.zslot);
   });
 }
 

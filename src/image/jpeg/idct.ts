@@ -210,3 +210,41 @@ export function idctReduced(
     }
   }
 }
+
+/**
+ * idctReduced for the 'lowfreq' kernel, whose sx x sy output reads only the sx x sy corner of
+ * coefficients, stored compactly (natural index v * 8 + u at slot v * sx + u, as
+ * neededCoefficients lists them). The same sums in the same order as idctReduced (the terms it
+ * adds beyond the corner are zeros), so the same bytes, without its 8 x 8 walk; a block with only
+ * its DC (most of a photo's chroma) is one value.
+ */
+export function idctCorner(coef: Int16Array, co: number, q: Int32Array, mx: Float64Array, my: Float64Array, sx: number, sy: number, out: Uint8Array, o: number, stride: number): void {
+  const n = sx * sy;
+  let ac = 0;
+  for (let i = co + 1; i < co + n; i++) ac |= coef[i]!;
+  if (ac === 0) {
+    // Every row of my and mx starts with the same C(0) weight, so every sample is the same.
+    const v = Math.round(mx[0]! * (my[0]! * (coef[co]! * q[0]!))) + 128;
+    const px = v < 0 ? 0 : v > 255 ? 255 : v;
+    for (let y = 0; y < sy; y++) out.fill(px, o + y * stride, o + y * stride + sx);
+    return;
+  }
+  for (let u = 0; u < sx; u++) {
+    for (let y = 0; y < sy; y++) tmpF[y * 8 + u] = 0;
+    for (let v = 0; v < sy; v++) {
+      const c = coef[co + v * sx + u]!;
+      if (c === 0) continue;
+      const d = c * q[v * 8 + u]!;
+      for (let y = 0; y < sy; y++) tmpF[y * 8 + u] = tmpF[y * 8 + u]! + my[y * 8 + v]! * d;
+    }
+  }
+  for (let y = 0; y < sy; y++) {
+    const p = o + y * stride;
+    for (let x = 0; x < sx; x++) {
+      let s = 0;
+      for (let u = 0; u < sx; u++) s += mx[x * 8 + u]! * tmpF[y * 8 + u]!;
+      const v = Math.round(s) + 128;
+      out[p + x] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+}
