@@ -88,6 +88,31 @@ describe('URL input: images', () => {
   });
 });
 
+describe('URL input: /moderate', () => {
+  // Threshold 0 fires whatever the probabilities: the decision shows the policy was applied.
+  const policy = { name: 'url-test', rules: [{ concept: 'n04565375', threshold: 0, action: 'block' }] };
+
+  it('moderates the image at a URL with the inline policy of the same JSON body', async () => {
+    const res = await fromUrl(`${base}/image/chelsea.jpg`, VARS, '/moderate', { policy });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { policy: { name: string }; images: Array<{ width: number; height: number; decision: string; predictions: unknown[] }> };
+    expect(body.policy.name).toBe('url-test');
+    expect(body.images).toHaveLength(1);
+    expect(body.images[0]).toMatchObject({ width: 451, height: 300, decision: 'block' });
+    const uploaded = (await (await call('/predict', { method: 'POST', body: cat })).json()) as NativeAnswer;
+    expect(body.images[0]!.predictions).toEqual(uploaded.images[0]!.predictions);
+  });
+
+  it('gives the URL errors on /moderate too', async () => {
+    const path = unique('moderate');
+    await expectError(await fromUrl(`http://localhost:${port}${path}`, { URL_TIMEOUT_MS: '3000' }, '/moderate', { policy }), 400, 'bad_request', /localhost/);
+    expect(await hits(path)).toBe(0);
+    await expectError(await fromUrl(`${base}/status/404`, VARS, '/moderate', { policy }), 502, 'bad_gateway');
+    const noUrl = await call('/moderate', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ policy }) }, VARS);
+    await expectError(noUrl, 400, 'bad_request', /needs "url"/);
+  });
+});
+
 describe('URL input: redirects', () => {
   it('follows 3 redirects (relative and absolute Locations) and gives the same answer', async () => {
     const before = await hits('/redirect/1');
