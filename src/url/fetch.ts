@@ -25,6 +25,7 @@ export interface Fetched {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const ACCEPT = 'image/jpeg, image/png, image/webp, image/gif, */*;q=0.1';
 
 /** Parses and checks a caller's URL: a 400 naming the host (never the query) when refused. */
 export function parseImageUrl(raw: string, rules: HostRules): URL {
@@ -83,7 +84,8 @@ async function request(url: URL, signal: AbortSignal, fetcher: typeof fetch): Pr
       method: 'GET',
       redirect: 'manual',
       signal,
-      headers: { Accept: 'image/*', 'User-Agent': 'edge-resnet (image URL input)' },
+      // The formats we decode: a CDN that negotiates on Accept must not pick AVIF or JPEG XL.
+      headers: { Accept: ACCEPT, 'User-Agent': 'edge-resnet (image URL input)' },
     });
   } catch (err) {
     // After the deadline, the abort surfaces here too; the race has already answered 504.
@@ -121,7 +123,9 @@ async function readLimited(
   }
   if (!res.body) return new Uint8Array(0);
   const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
+  // One buffer sized by the announced length when there is one, so that an honest 20 MiB
+  // image is held once, not once in chunks and again joined (the isolate has 128 MB).
+  let buffer = new Uint8Array(Number.isSafeInteger(announced) && announced >= 0 ? announced : 64 * 1024);
   let total = 0;
   try {
     for (;;) {
@@ -133,21 +137,21 @@ async function readLimited(
         throw badGateway(`${describeHost(url)} broke off while sending the image`, err);
       }
       if (chunk.done) break;
-      total += chunk.value.byteLength;
-      if (total > maxBytes) throw over();
-      chunks.push(chunk.value);
+      const end = total + chunk.value.byteLength;
+      if (end > maxBytes) throw over();
+      if (end > buffer.byteLength) {
+        const grown = new Uint8Array(Math.min(maxBytes, Math.max(end, buffer.byteLength * 2)));
+        grown.set(buffer.subarray(0, total));
+        buffer = grown;
+      }
+      buffer.set(chunk.value, total);
+      total = end;
     }
   } catch (err) {
     void reader.cancel().catch(() => {});
     throw err;
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.byteLength;
-  }
-  return bytes;
+  return buffer.subarray(0, total);
 }
 
 /** A URL's host (and port) for messages: never its path or query, which may carry secrets. */

@@ -40,13 +40,13 @@ function options(fetcher: typeof fetch, extra: Partial<UrlFetchOptions> = {}): U
 }
 
 describe('fetchImage', () => {
-  it('fetches with redirect: manual, asks for images, and returns the bytes', async () => {
+  it('fetches with redirect: manual, asks for the formats it reads, and returns the bytes', async () => {
     const { fetcher, seen } = scripted({ 'https://img.example/cat.jpg': () => new Response(JPEG) });
     const got = await fetchImage(new URL('https://img.example/cat.jpg'), options(fetcher));
     expect(got.bytes).toEqual(JPEG);
     expect(seen).toHaveLength(1);
     expect(seen[0]!.init).toMatchObject({ method: 'GET', redirect: 'manual' });
-    expect(new Headers(seen[0]!.init!.headers).get('Accept')).toBe('image/*');
+    expect(new Headers(seen[0]!.init!.headers).get('Accept')).toBe('image/jpeg, image/png, image/webp, image/gif, */*;q=0.1');
   });
 
   it('follows up to 3 redirects by hand, resolving relative Locations', async () => {
@@ -137,6 +137,7 @@ describe('fetchImage', () => {
       'https://a.example/streamed': () => new Response(stream([400, 400, 400])),
       'https://a.example/liar': () => new Response(stream([600, 600]), { headers: { 'Content-Length': '10' } }),
       'https://a.example/exact': () => new Response(stream([500, 500])),
+      'https://a.example/odd-length': () => new Response(stream([3, 4]), { headers: { 'Content-Length': '1.5' } }),
     });
     for (const path of ['announced', 'streamed', 'liar']) {
       const err = await failure(fetchImage(new URL(`https://a.example/${path}`), options(fetcher)));
@@ -144,6 +145,33 @@ describe('fetchImage', () => {
       expect(err.message).toBe('the image at a.example is over 1000 bytes (MAX_BODY_BYTES)');
     }
     expect((await fetchImage(new URL('https://a.example/exact'), options(fetcher))).bytes.byteLength).toBe(1000);
+    expect((await fetchImage(new URL('https://a.example/odd-length'), options(fetcher))).bytes.byteLength).toBe(7);
+  });
+
+  it('returns exactly the bytes sent, whatever the chunking and whatever Content-Length says', async () => {
+    const data = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 251);
+    const chunked = (sizes: number[]) =>
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          let at = 0;
+          for (const n of sizes) {
+            c.enqueue(data.slice(at, at + n));
+            at += n;
+          }
+          c.close();
+        },
+      });
+    const sizes = [1, 65535, 70000, 3, 64461];
+    const { fetcher } = scripted({
+      'https://a.example/none': () => new Response(chunked(sizes)),
+      'https://a.example/honest': () => new Response(chunked(sizes), { headers: { 'Content-Length': '200000' } }),
+      'https://a.example/low': () => new Response(chunked(sizes), { headers: { 'Content-Length': '100' } }),
+    });
+    for (const path of ['none', 'honest', 'low']) {
+      const got = await fetchImage(new URL(`https://a.example/${path}`), options(fetcher, { maxBytes: 200_000 }));
+      expect(got.bytes.byteLength, path).toBe(200_000);
+      expect(Buffer.from(got.bytes).equals(Buffer.from(data)), path).toBe(true);
+    }
   });
 
   it('times out the whole exchange, body included, with a 504', async () => {
