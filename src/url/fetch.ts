@@ -123,9 +123,11 @@ async function readLimited(
   }
   if (!res.body) return new Uint8Array(0);
   const reader = res.body.getReader();
-  // One buffer sized by the announced length when there is one, so that an honest 20 MiB
-  // image is held once, not once in chunks and again joined (the isolate has 128 MB).
-  let buffer = new Uint8Array(Number.isSafeInteger(announced) && announced >= 0 ? announced : 64 * 1024);
+  // Memory follows the bytes that arrived, never the bytes promised: a server announcing 20 MiB
+  // and stalling must not get 20 MiB allocated per request. The buffer doubles as data comes,
+  // and stops at an honest announced length, so the last growth lands on the exact size.
+  const honest = Number.isSafeInteger(announced) && announced >= 0 ? announced : undefined;
+  let buffer = new Uint8Array(Math.min(64 * 1024, honest ?? Infinity));
   let total = 0;
   try {
     for (;;) {
@@ -140,7 +142,9 @@ async function readLimited(
       const end = total + chunk.value.byteLength;
       if (end > maxBytes) throw over();
       if (end > buffer.byteLength) {
-        const grown = new Uint8Array(Math.min(maxBytes, Math.max(end, buffer.byteLength * 2)));
+        let size = Math.max(end, buffer.byteLength * 2);
+        if (honest !== undefined && end <= honest) size = Math.min(size, honest);
+        const grown = new Uint8Array(Math.min(maxBytes, size));
         grown.set(buffer.subarray(0, total));
         buffer = grown;
       }

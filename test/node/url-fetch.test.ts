@@ -171,7 +171,19 @@ describe('fetchImage', () => {
       const got = await fetchImage(new URL(`https://a.example/${path}`), options(fetcher, { maxBytes: 200_000 }));
       expect(got.bytes.byteLength, path).toBe(200_000);
       expect(Buffer.from(got.bytes).equals(Buffer.from(data)), path).toBe(true);
+      // An honest length is held in a buffer of exactly that size.
+      if (path === 'honest') expect(got.bytes.buffer.byteLength).toBe(200_000);
     }
+  });
+
+  it('allocates for the bytes that arrived, not for the bytes announced', async () => {
+    const { fetcher } = scripted({
+      'https://a.example/promise': () => new Response(new Uint8Array(10), { headers: { 'Content-Length': String(10 << 20) } }),
+    });
+    // A Response built from 10 bytes with a 10 MiB Content-Length: the header is what lies.
+    const got = await fetchImage(new URL('https://a.example/promise'), options(fetcher, { maxBytes: 20 << 20 }));
+    expect(got.bytes.byteLength).toBe(10);
+    expect(got.bytes.buffer.byteLength).toBeLessThanOrEqual(64 * 1024);
   });
 
   it('times out the whole exchange, body included, with a 504', async () => {
