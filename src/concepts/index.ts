@@ -8,7 +8,7 @@ import { badRequest, notFound } from '../errors';
 import { imagenetClasses } from '../models/labels';
 import tableText from './wordnet-concepts.txt';
 import sensesText from './generated/noun-senses.txt';
-import { conceptProbability, parseConceptTable, parseLemmaIndex, resolve, type Concept, type ConceptTable, type LemmaIndex } from './table';
+import { conceptProbability, parseConceptTable, resolve, searchLemmaIndex, type Concept, type ConceptTable, type LemmaIndex } from './table';
 
 export type { Concept } from './table';
 
@@ -30,8 +30,8 @@ export function conceptTable(): ConceptTable {
   return table;
 }
 
-/** The 115,000 lemmas with no concept sense: parsed only to explain a lemma that did not resolve. */
-const otherLemmas = (): LemmaIndex => (others ??= parseLemmaIndex(sensesText));
+/** The 115,000 lemmas with no concept sense: searched only to explain a lemma that did not resolve. */
+const otherLemmas = (): LemmaIndex => (others ??= searchLemmaIndex(sensesText));
 
 /** The concept a query (id or lemma) names, or a 404 that says why not. */
 export function findConcept(query: string): Concept {

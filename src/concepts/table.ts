@@ -15,13 +15,20 @@ export interface Concept {
   classes: number[];
 }
 
-/** One `L` or `E` record file: lemma -> sense offsets, inflected form -> base forms. */
-export interface LemmaIndex {
-  lemmas: Map<string, string[]>;
-  exceptions: Map<string, string[]>;
+/** A key -> values lookup: a Map, or a search of the record text. */
+export interface Lookup {
+  get(key: string): string[] | undefined;
 }
 
-export interface ConceptTable extends LemmaIndex {
+/** One `L` or `E` record file: lemma -> sense offsets, inflected form -> base forms. */
+export interface LemmaIndex {
+  lemmas: Lookup;
+  exceptions: Lookup;
+}
+
+export interface ConceptTable {
+  lemmas: Map<string, string[]>;
+  exceptions: Map<string, string[]>;
   /** By id (`n` + offset). */
   concepts: Map<string, Concept>;
 }
@@ -59,7 +66,7 @@ export function parseConceptTable(text: string, classIds: readonly string[]): Co
   return { concepts, ...index };
 }
 
-export function parseLemmaIndex(text: string): LemmaIndex {
+export function parseLemmaIndex(text: string): { lemmas: Map<string, string[]>; exceptions: Map<string, string[]> } {
   const lemmas = new Map<string, string[]>();
   const exceptions = new Map<string, string[]>();
   for (const line of text.split('\n')) {
@@ -69,6 +76,25 @@ export function parseLemmaIndex(text: string): LemmaIndex {
     }
   }
   return { lemmas, exceptions };
+}
+
+/**
+ * The same records, looked up by searching the text instead of parsing it: the index of the
+ * other 115,000 noun lemmas would take tens of MB as Maps in an isolate that holds a model.
+ */
+export function searchLemmaIndex(text: string): LemmaIndex {
+  const lookup = (kind: 'L' | 'E'): Lookup => ({
+    get(key) {
+      // Every record follows a newline (the file starts with a comment line).
+      const needle = `\n${kind} ${key} `;
+      const at = text.indexOf(needle);
+      if (at < 0) return undefined;
+      const from = at + needle.length;
+      const end = text.indexOf('\n', from);
+      return text.slice(from, end < 0 ? undefined : end).split(',');
+    },
+  });
+  return { lemmas: lookup('L'), exceptions: lookup('E') };
 }
 
 /** What a query names: a synset id, or a lemma normalised as WordNet writes them. */
@@ -91,7 +117,7 @@ const SUFFIXES: Array<[string, string]> = [
 ];
 
 /** The forms to look a lemma up under, in order: itself, its noun.exc bases, then the suffix rules. */
-export function baseForms(lemma: string, ...exceptions: Array<ReadonlyMap<string, string[]>>): string[] {
+export function baseForms(lemma: string, ...exceptions: Lookup[]): string[] {
   const forms = [lemma, ...exceptions.flatMap((e) => e.get(lemma) ?? [])];
   for (const [suffix, ending] of SUFFIXES) {
     if (lemma.length > suffix.length && lemma.endsWith(suffix)) forms.push(lemma.slice(0, -suffix.length) + ending);

@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildOutputs, imagenetOffsets, LICENSE_FILE, readWordNet, ROOT, TABLE_FILE, untar, WORDNET_PACKAGE, type WordNet } from '../../scripts/make-concepts';
-import { baseForms, parseConceptTable, parseLemmaIndex, resolve, type ConceptTable } from '../../src/concepts/table';
+import { baseForms, parseConceptTable, parseLemmaIndex, resolve, searchLemmaIndex, type ConceptTable } from '../../src/concepts/table';
 
 let wordnet: WordNet;
 let table: ConceptTable;
@@ -105,9 +105,15 @@ describe('concept table (scripts/make-concepts.ts)', () => {
     const { senses } = buildOutputs(wordnet, imagenetOffsets());
     const generated = readFileSync(join(ROOT, 'src/concepts/generated/noun-senses.txt'), 'utf8');
     expect(generated).toBe(senses);
-    const happiness = resolve(table, 'happiness', () => parseLemmaIndex(generated));
+    // Searching the text finds what parsing it does.
+    const searched = searchLemmaIndex(generated);
+    const parsed = parseLemmaIndex(generated);
+    for (const lemma of ['happiness', "'hood", '.22', 'zymurgy', 'nudity']) expect(searched.lemmas.get(lemma)).toEqual(parsed.lemmas.get(lemma));
+    expect(searched.lemmas.get('happines')).toBeUndefined();
+    expect(searched.lemmas.get('dog')).toBeUndefined(); // a concept lemma: in the table, not here
+    const happiness = resolve(table, 'happiness', () => searched);
     expect(happiness).toEqual({ ok: false, reason: 'no_concept_sense', senses: wordnet.index.get('happiness')!.map((o) => `n${o}`) });
-    expect(resolve(table, 'qwertyuiop', () => parseLemmaIndex(generated))).toMatchObject({ ok: false, reason: 'unknown' });
+    expect(resolve(table, 'qwertyuiop', () => searched)).toMatchObject({ ok: false, reason: 'unknown' });
     expect(resolve(table, 'n00000000')).toMatchObject({ ok: false, reason: 'not_a_concept' });
   });
 });
