@@ -53,12 +53,20 @@ async function fromUrl(req: HonoRequest, limits: UrlInputLimits | undefined): Pr
     throw badRequest('malformed JSON body');
   }
   const raw = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { url?: unknown }).url : undefined;
-  if (typeof raw !== 'string') throw badRequest('a JSON body needs "url": the address (http or https) of an image');
-  const rules = hostRules(limits.urlHosts, req.url, req.header('Host'));
+  return [await uploadFromUrl(raw, limits, [new URL(req.url).host, req.header('Host')])];
+}
+
+/**
+ * The image at a caller's URL as an Upload, under the same rules whatever the caller (HTTP
+ * or RPC). `selfHosts`: the names this Worker was reached on, refused as targets.
+ */
+export async function uploadFromUrl(raw: unknown, limits: UrlInputLimits, selfHosts: ReadonlyArray<string | undefined>): Promise<Upload> {
+  if (typeof raw !== 'string') throw badRequest('"url" is missing or not a string: send { "url": "https://..." }, the address of an image');
+  const rules = hostRules(limits.urlHosts, selfHosts);
   const url = parseImageUrl(raw, rules);
   const { bytes } = await fetchImage(url, { rules, timeoutMs: limits.urlTimeoutMs, maxBytes: limits.maxBodyBytes });
   // Named by host only: a URL's path and query may carry secrets.
-  return [{ name: `url (${describeHost(url)})`, bytes }];
+  return { name: `url (${describeHost(url)})`, bytes };
 }
 
 async function fromMultipart(req: HonoRequest): Promise<Upload[]> {

@@ -56,16 +56,19 @@ export function parseHost(entry: string): string | undefined {
   }
 }
 
-/** The rules for one request: URL_HOSTS (already split) and the names the request arrived on. */
-export function hostRules(allowed: readonly string[], requestUrl: string, hostHeader: string | undefined): HostRules {
+/**
+ * The rules for one fetch: URL_HOSTS (already split) and the names the Worker was reached on
+ * (`host[:port]` of the request URL, its Host header; none for an RPC call).
+ */
+export function hostRules(allowed: readonly string[], selfHosts: ReadonlyArray<string | undefined>): HostRules {
   const list = allowed.map((entry) => {
     const host = parseHost(entry);
     // A misconfigured allow list must fail loudly, not silently allow or refuse everything.
     if (host === undefined) throw new Error(`URL_HOSTS: "${entry}" is not a host name`);
     return host;
   });
-  const self = [parseHost(new URL(requestUrl).host), hostHeader === undefined ? undefined : parseHost(hostHeader)];
-  return { allowed: list, self: self.filter((h): h is string => h !== undefined) };
+  const self = selfHosts.map((h) => (h === undefined ? undefined : parseHost(h)));
+  return { allowed: list, self: [...new Set(self.filter((h): h is string => h !== undefined))] };
 }
 
 /**

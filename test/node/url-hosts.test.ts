@@ -169,7 +169,7 @@ describe('URLs', () => {
 });
 
 describe('URL_HOSTS', () => {
-  const rules = hostRules(['Images.Example.com', ' 127.0.0.1 ', '::1', 'localhost', 'edge.test'], 'http://edge.test/predict', 'edge.test');
+  const rules = hostRules(['Images.Example.com', ' 127.0.0.1 ', '::1', 'localhost', 'edge.test'], ['edge.test', 'edge.test']);
 
   it('allows only the listed hosts, in any case and on any port', () => {
     expect(check('https://images.example.com/x.jpg', rules)).toBeUndefined();
@@ -202,12 +202,13 @@ describe('URL_HOSTS', () => {
     expect(parseHost('Example.COM.')).toBe('example.com');
     expect(parseHost('example.com:8080')).toBe('example.com');
     for (const bad of ['', '  ', 'http://x/', 'a/b', 'a b', 'u@host']) expect(parseHost(bad), bad).toBeUndefined();
-    expect(() => hostRules(['example.com', 'a/b'], 'http://edge.test/', undefined)).toThrow(/URL_HOSTS: "a\/b"/);
+    expect(() => hostRules(['example.com', 'a/b'], ['edge.test'])).toThrow(/URL_HOSTS: "a\/b"/);
   });
 
-  it("takes the Worker's own names from the request URL and the Host header", () => {
-    const r = hostRules([], 'https://api.example.net:8443/predict', 'Front.Example.org');
+  it("takes the Worker's own names as given (request URL host, Host header), or none", () => {
+    const r = hostRules([], ['api.example.net:8443', 'Front.Example.org', undefined, 'API.example.net']);
     expect(r.self).toEqual(['api.example.net', 'front.example.org']);
+    expect(hostRules([], []).self).toEqual([]);
     expect(check('https://api.example.net/x.jpg', r)).toBe("the Worker's own host");
     expect(check('https://front.example.org/x.jpg', r)).toBe("the Worker's own host");
     expect(check('https://example.org/x.jpg', r)).toBeUndefined();

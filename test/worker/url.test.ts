@@ -109,7 +109,7 @@ describe('URL input: /moderate', () => {
     expect(await hits(path)).toBe(0);
     await expectError(await fromUrl(`${base}/status/404`, VARS, '/moderate', { policy }), 502, 'bad_gateway');
     const noUrl = await call('/moderate', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ policy }) }, VARS);
-    await expectError(noUrl, 400, 'bad_request', /needs "url"/);
+    await expectError(noUrl, 400, 'bad_request', /^"url" is missing or not a string/);
   });
 });
 
@@ -250,7 +250,7 @@ describe('URL input: refused URLs and bad bodies', () => {
     await expectError(await post('{"url": '), 400, 'bad_request', /^malformed JSON body$/);
     await expectError(await post(''), 400, 'bad_request', /^malformed JSON body$/);
     for (const json of ['{}', '{"URL": "http://x/"}', '{"url": 42}', '{"url": null}', '["http://127.0.0.1/"]', '"http://127.0.0.1/"', 'null']) {
-      await expectError(await post(json), 400, 'bad_request', /needs "url"/);
+      await expectError(await post(json), 400, 'bad_request', /^"url" is missing or not a string/);
     }
     for (const url of ['cat.jpg', '/image/chelsea.jpg', 'http://', '']) {
       await expectError(await fromUrl(url), 400, 'bad_request', /is not an absolute URL/);
