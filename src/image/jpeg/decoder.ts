@@ -12,7 +12,7 @@
  */
 import { tooLarge, unprocessableImage } from '../../errors';
 import { BitReader, buildHuffman, HUFFMAN_TABLE_BYTES, nextMarker, type HuffmanSpec, type HuffmanTable } from './bits';
-import { decodeBlockFast } from './entropy';
+import { acFirstBlock, acRefineBlock, decodeBlockFast } from './entropy';
 import { idctCorner, idctIslow, idctReduced, neededCoefficients, reducedMatrix, type ReducedKernel } from './idct';
 import { cmykToRgb, grayToRgb, planesToRgb, ycbcrToRgb, ycckToRgb } from './color';
 import { FULL, H1V2, H2V1, H2V2, h1v2, h2v1, h2v2, replicate, upsampleMethod } from './upsample';
@@ -144,7 +144,7 @@ export function memoryOf(frame: Pick<Frame, 'width' | 'height' | 'comps'>, scale
     if (buffered) {
       const k = keptCoefficients(kernel, c.sx, c.sy).length;
       bytes += c.bw * c.bh * k * 2;
-      if (progressive && k < 64) bytes += c.bw * c.bh * 8;
+      if (progressive) bytes += c.bw * c.bh * 8; // nonzero map
     }
   });
   return bytes;
@@ -492,7 +492,7 @@ function setup(frame: Frame, color: ColorModel, singleScan: boolean, opts: Decod
       zslot: Int8Array.from(NATURAL, (z) => slots[z]!),
       kept,
       coefs: buffered ? new Int16Array(cl.bw * cl.bh * kept) : null,
-      nz: buffered && progressive && kept < 64 ? new Uint32Array(cl.bw * cl.bh * 2) : null,
+      nz: progressive ? new Uint32Array(cl.bw * cl.bh * 2) : null,
       pred: 0,
     };
   });
@@ -712,16 +712,6 @@ function sequentialScan(st: State, reader: BitReader, sc: ScanComp[], interval: 
   });
 }
 
-function isNonzero(c: Comp, b: number, z: number): boolean {
-  const slot = c.slots[z]!;
-  if (slot >= 0) return c.coefs![b * c.kept + slot] !== 0;
-  return (c.nz![b * 2 + (z >> 5)]! & (1 << (z & 31))) !== 0;
-}
-
-function setNonzero(c: Comp, b: number, z: number): void {
-  if (c.nz) c.nz[b * 2 + (z >> 5)]! |= 1 << (z & 31);
-}
-
 /** One progressive scan: jdphuff.c's four decoders. */
 function progressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval: number, scan: Scan): void {
   const { ss, se, ah, al } = scan;
@@ -748,87 +738,18 @@ function progressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval:
   }
   if (ah === 0) {
     forEachBlock(st, reader, sc, interval, (s, b, rs) => {
-      if (rs.eobrun > 0) {
-        rs.eobrun--;
-        return;
-      }
-      const c = s.comp;
-      const base = b * c.kept;
-      for (let k = ss; k <= se; k++) {
-        const sym = reader.decode(s.ac!);
-        const run = sym >> 4;
-        const sz = sym & 15;
-        if (sz !== 0) {
-          k += run;
-          const v = reader.receiveExtend(sz) << al;
-          const z = NATURAL[k]!;
-          const slot = c.slots[z]!;
-          if (slot >= 0) c.coefs![base + slot] = v;
-          if ((v & 0xffff) !== 0) setNonzero(c, b, z);
-        } else if (run === 15) {
-          k += 15;
-        } else {
-          rs.eobrun = 1 << run;
-          if (run) rs.eobrun += reader.getBits(run);
-          rs.eobrun--;
-          break;
-        }
+      if (rs.eobrun > 0) rs.eobrun--;
+      else {
+        const c = s.comp;
+        rs.eobrun = acFirstBlock(reader, s.ac!, c.coefs!, b * c.kept, c.zslot, c.nz!, b * 2, ss, se, al);
       }
     });
     return;
   }
-  forEachBlock(st, reader, sc, interval, (s, b, rs) => acRefine(reader, s.ac!, s.comp, b, rs, ss, se, p1, m1));
-}
-
-/** A correction bit for an already-nonzero coefficient (only stored ones keep their value). */
-function correct(reader: BitReader, c: Comp, base: number, z: number, p1: number, m1: number): void {
-  if (reader.getBit()) {
-    const slot = c.slots[z]!;
-    if (slot >= 0) {
-      const coefs = c.coefs!;
-      const v = coefs[base + slot]!;
-      if ((v & p1) === 0) coefs[base + slot] = v >= 0 ? v + p1 : v + m1;
-    }
-  }
-}
-
-/** jdphuff.c decode_mcu_AC_refine for one block. */
-function acRefine(reader: BitReader, ac: HuffmanTable, c: Comp, b: number, rs: Restarts, ss: number, se: number, p1: number, m1: number): void {
-  const base = b * c.kept;
-  let k = ss;
-  if (rs.eobrun === 0) {
-    for (; k <= se; k++) {
-      const sym = reader.decode(ac);
-      let run = sym >> 4;
-      let sz = sym & 15;
-      if (sz !== 0) {
-        sz = reader.getBit() ? p1 : m1;
-      } else if (run !== 15) {
-        rs.eobrun = 1 << run;
-        if (run) rs.eobrun += reader.getBits(run);
-        break;
-      }
-      do {
-        const z = NATURAL[k]!;
-        if (isNonzero(c, b, z)) correct(reader, c, base, z, p1, m1);
-        else if (--run < 0) break;
-        k++;
-      } while (k <= se);
-      if (sz !== 0) {
-        const z = NATURAL[k]!;
-        const slot = c.slots[z]!;
-        if (slot >= 0) c.coefs![base + slot] = sz;
-        setNonzero(c, b, z);
-      }
-    }
-  }
-  if (rs.eobrun > 0) {
-    for (; k <= se; k++) {
-      const z = NATURAL[k]!;
-      if (isNonzero(c, b, z)) correct(reader, c, base, z, p1, m1);
-    }
-    rs.eobrun--;
-  }
+  forEachBlock(st, reader, sc, interval, (s, b, rs) => {
+    const c = s.comp;
+    rs.eobrun = acRefineBlock(reader, s.ac!, c.coefs!, b * c.kept, c.zslot, c.nz!, b * 2, ss, se, p1, m1, rs.eobrun);
+  });
 }
 
 /** After the last scan of a buffered file: IDCT one iMCU row at a time and emit. */

@@ -126,3 +126,234 @@ export function decodeBlockFast(r: BitReader, dc: HuffmanTable, ac: HuffmanTable
   r.pos = pos;
   return pred;
 }
+
+/**
+ * Progressive files keep, for every block, which coefficients are nonzero as a 64-bit map in
+ * zig-zag order (two words: positions 0-31, 32-63): refinement scans must know this for every
+ * coefficient, stored or not, and walk only the set bits inside an end-of-band run.
+ */
+const isSet = (lo: number, hi: number, k: number): number => (k < 32 ? (lo >>> k) & 1 : (hi >>> (k - 32)) & 1);
+
+/**
+ * jdphuff.c decode_mcu_AC_first for one block outside an end-of-band run: returns the new
+ * EOBRUN. Values go (shifted by al) to coefs[base + zslot[k]] unless dropped; the nonzero map
+ * at nz[nb], nz[nb + 1] follows what a 16-bit coefficient would hold.
+ */
+export function acFirstBlock(r: BitReader, ac: HuffmanTable, coefs: Int16Array, base: number, zslot: Int8Array, nz: Uint32Array, nb: number, ss: number, se: number, al: number): number {
+  const data = r.data;
+  let end = r.markerPos < 0 ? data.length : 0;
+  let buf = r.buf;
+  let bits = r.bits;
+  let pos = r.pos;
+  let lo = nz[nb]!;
+  let hi = nz[nb + 1]!;
+  let eobrun = 0;
+  const fast = ac.fast;
+  for (let k = ss; k <= se; k++) {
+    if (bits < 17) {
+      while (bits <= 24 && pos < end) {
+        const b = data[pos]!;
+        if (b === 0xff) break;
+        buf = (buf << 8) | b;
+        pos++;
+        bits += 8;
+      }
+      if (bits < 17) {
+        r.buf = buf, r.bits = bits, r.pos = pos, r.fill();
+        buf = r.buf, bits = r.bits, pos = r.pos, end = r.markerPos < 0 ? end : 0;
+      }
+    }
+    const e = fast[(buf >>> (bits - FAST_BITS)) & FAST_MASK]!;
+    let s: number;
+    let run: number;
+    let v = 0;
+    if ((e & 31) !== 0) {
+      bits -= e & 31;
+      run = (e >> 5) & 15;
+      s = (e >> 9) & 15;
+      if ((e & FAST_PENDING) === 0) v = e >> 16;
+    } else {
+      const x = slowSymbol(ac, buf, bits);
+      bits -= x >> 8;
+      s = x & 15;
+      run = (x >> 4) & 15;
+    }
+    // Magnitude bits still to read (pending or slow), or the EOBn run length bits.
+    const need = s !== 0 ? (v === 0 ? s : 0) : run !== 15 ? run : 0;
+    if (bits < need) {
+      r.buf = buf, r.bits = bits, r.pos = pos, r.fill();
+      buf = r.buf, bits = r.bits, pos = r.pos, end = r.markerPos < 0 ? end : 0;
+    }
+    if (s !== 0) {
+      if (v === 0) {
+        bits -= s;
+        v = extend((buf >>> bits) & ((1 << s) - 1), s);
+      }
+      k += run;
+      v <<= al;
+      const z = zslot[k]!;
+      if (z >= 0) coefs[base + z] = v;
+      const zz = k > 63 ? 63 : k;
+      if ((v & 0xffff) !== 0) {
+        if (zz < 32) lo |= 1 << zz;
+        else hi |= 1 << (zz - 32);
+      } else if (zz < 32) lo &= ~(1 << zz);
+      else hi &= ~(1 << (zz - 32));
+    } else if (run === 15) {
+      k += 15;
+    } else {
+      eobrun = 1 << run;
+      if (run !== 0) {
+        bits -= run;
+        eobrun += (buf >>> bits) & ((1 << run) - 1);
+      }
+      eobrun--;
+      break;
+    }
+  }
+  nz[nb] = lo;
+  nz[nb + 1] = hi;
+  r.buf = buf;
+  r.bits = bits;
+  r.pos = pos;
+  return eobrun;
+}
+
+/**
+ * jdphuff.c decode_mcu_AC_refine for one block: returns the new EOBRUN (`eobrun` is the run
+ * left before this block). p1 = 1 << al, m1 = -1 << al. Correction bits are read for every
+ * nonzero coefficient, but only stored ones are changed.
+ */
+export function acRefineBlock(
+  r: BitReader,
+  ac: HuffmanTable,
+  coefs: Int16Array,
+  base: number,
+  zslot: Int8Array,
+  nz: Uint32Array,
+  nb: number,
+  ss: number,
+  se: number,
+  p1: number,
+  m1: number,
+  eobrun: number,
+): number {
+  const data = r.data;
+  let end = r.markerPos < 0 ? data.length : 0;
+  let buf = r.buf;
+  let bits = r.bits;
+  let pos = r.pos;
+  let lo = nz[nb]!;
+  let hi = nz[nb + 1]!;
+  const fast = ac.fast;
+  let k = ss;
+  if (eobrun === 0) {
+    for (; k <= se; k++) {
+      if (bits < 17) {
+        while (bits <= 24 && pos < end) {
+          const b = data[pos]!;
+          if (b === 0xff) break;
+          buf = (buf << 8) | b;
+          pos++;
+          bits += 8;
+        }
+        if (bits < 17) {
+          r.buf = buf, r.bits = bits, r.pos = pos, r.fill();
+          buf = r.buf, bits = r.bits, pos = r.pos, end = r.markerPos < 0 ? end : 0;
+        }
+      }
+      const e = fast[(buf >>> (bits - FAST_BITS)) & FAST_MASK]!;
+      let s: number;
+      let run: number;
+      if ((e & 31) !== 0) {
+        s = (e >> 9) & 15;
+        run = (e >> 5) & 15;
+        // Only the code: whatever the size says, one bit follows (libjpeg warns when it is not 1).
+        bits -= (e & FAST_PENDING) !== 0 ? e & 31 : (e & 31) - s;
+      } else {
+        const x = slowSymbol(ac, buf, bits);
+        bits -= x >> 8;
+        s = x & 15;
+        run = (x >> 4) & 15;
+      }
+      let sz = 0;
+      if (s !== 0) {
+        if (bits < 1) {
+          r.buf = buf, r.bits = bits, r.pos = pos, r.fill();
+          buf = r.buf, bits = r.bits, pos = r.pos, end = r.markerPos < 0 ? end : 0;
+        }
+        bits--;
+        sz = ((buf >>> bits) & 1) !== 0 ? p1 : m1;
+      } else if (run !== 15) {
+        eobrun = 1 << run;
+        if (run !== 0) {
+          if (bits < run) {
+            r.buf = buf, r.bits = bits, r.pos = pos, r.fill();
+            buf = r.buf, bits = r.bits, pos = r.pos, end = r.markerPos < 0 ? end : 0;
+          }
+          bits -= run;
+          eobrun += (buf >>> bits) & ((1 << run) - 1);
+        }
+        break;
+      }
+      do {
+        if (isSet(lo, hi, k) !== 0) {
+          if (bits < 1) {
+            r.buf = buf, r.bits = bits, r.pos = pos, r.fill();
+            buf = r.buf, bits = r.bits, pos = r.pos, end = r.markerPos < 0 ? end : 0;
+          }
+          bits--;
+          if (((buf >>> bits) & 1) !== 0) {
+            const z = zslot[k]!;
+            if (z >= 0) {
+              const v = coefs[base + z]!;
+              if ((v & p1) === 0) coefs[base + z] = v >= 0 ? v + p1 : v + m1;
+            }
+          }
+        } else if (--run < 0) break;
+        k++;
+      } while (k <= se);
+      if (sz !== 0) {
+        const z = zslot[k]!;
+        if (z >= 0) coefs[base + z] = sz;
+        const zz = k > 63 ? 63 : k;
+        if (zz < 32) lo |= 1 << zz;
+        else hi |= 1 << (zz - 32);
+      }
+    }
+  }
+  if (eobrun > 0) {
+    // The rest of the band: a correction bit for each nonzero coefficient, lowest first.
+    for (let w = 0; w < 2; w++) {
+      const first = w * 32;
+      if (se < first || k > first + 31) continue;
+      let m = w === 0 ? lo : hi;
+      if (k > first) m &= -1 << (k - first);
+      if (se < first + 31) m &= (1 << (se - first + 1)) - 1;
+      while (m !== 0) {
+        const t = m & -m;
+        m ^= t;
+        const kk = first + 31 - Math.clz32(t);
+        if (bits < 1) {
+          r.buf = buf, r.bits = bits, r.pos = pos, r.fill();
+          buf = r.buf, bits = r.bits, pos = r.pos, end = r.markerPos < 0 ? end : 0;
+        }
+        bits--;
+        if (((buf >>> bits) & 1) !== 0) {
+          const z = zslot[kk]!;
+          if (z >= 0) {
+            const v = coefs[base + z]!;
+            if ((v & p1) === 0) coefs[base + z] = v >= 0 ? v + p1 : v + m1;
+          }
+        }
+      }
+    }
+    eobrun--;
+  }
+  nz[nb] = lo;
+  nz[nb + 1] = hi;
+  r.buf = buf;
+  r.bits = bits;
+  r.pos = pos;
+  return eobrun;
+}
