@@ -8,18 +8,10 @@ import { badRequest, notFound } from '../errors';
 import { imagenetClasses } from '../models/labels';
 import tableText from './wordnet-concepts.txt';
 import sensesText from './generated/noun-senses.txt';
-import { conceptProbability, parseConceptTable, resolve, searchLemmaIndex, type Concept, type ConceptTable, type LemmaIndex } from './table';
+import { parseConceptTable, resolve, scoreConcept, searchLemmaIndex, type Concept, type ConceptScore, type ConceptTable, type LemmaIndex } from './table';
 
-export type { Concept } from './table';
+export type { Concept, ConceptScore } from './table';
 
-/** A concept's score in an answer. */
-export interface ConceptScore {
-  id: string;
-  name: string;
-  probability: number;
-  /** How many ImageNet classes fall under it. */
-  classes: number;
-}
 
 let table: ConceptTable | undefined;
 let others: LemmaIndex | undefined;
@@ -69,7 +61,7 @@ export function parseConceptList(raw: string): Concept[] {
 
 /** Pure: concepts scored on one image's 1000 probabilities (model output order). */
 export function scoreConcepts(concepts: readonly Concept[], probabilities: ArrayLike<number>): ConceptScore[] {
-  return concepts.map((c) => ({ id: c.id, name: c.name, probability: conceptProbability(c, probabilities), classes: c.classes.length }));
+  return concepts.map((c) => scoreConcept(c, probabilities));
 }
 
 /** How `GET /concepts` describes a concept. */

@@ -152,6 +152,21 @@ export function resolve(table: ConceptTable, query: string, others?: () => Lemma
   return { ok: false, reason: senses.length > 0 ? 'no_concept_sense' : 'unknown', senses };
 }
 
+/** A concept's score in an answer: what was scored (id, name, gloss) and how much. */
+export interface ConceptScore {
+  id: string;
+  name: string;
+  /** Echoed so that a caller who named the concept by lemma sees which sense was scored. */
+  gloss: string;
+  probability: number;
+  /** How many ImageNet classes fall under it. */
+  classes: number;
+}
+
+export function scoreConcept(c: Concept, probabilities: ArrayLike<number>): ConceptScore {
+  return { id: c.id, name: c.name, gloss: c.gloss, probability: conceptProbability(c, probabilities), classes: c.classes.length };
+}
+
 /** The probability of a concept: the sum of its classes' probabilities (the classes are leaves). */
 export function conceptProbability(concept: Concept, probabilities: ArrayLike<number>): number {
   let sum = 0;

@@ -2,7 +2,7 @@
  * Decisions: pure functions of a policy (its concepts resolved) and one image's 1000 class
  * probabilities, so they can be computed again from cached probabilities.
  */
-import { conceptProbability, type Concept } from '../concepts/table';
+import { scoreConcept, type Concept, type ConceptScore } from '../concepts/table';
 import type { Action, Policy } from './schema';
 
 export type Decision = 'allow' | Action;
@@ -28,18 +28,16 @@ export interface ImageDecision {
   /** The rules that fired, in policy order. */
   triggered: Triggered[];
   /** Every concept the policy names, scored once each, in policy order. */
-  concepts: Array<{ id: string; name: string; probability: number; classes: number }>;
+  concepts: ConceptScore[];
 }
 
 const STRICTNESS: Record<Decision, number> = { allow: 0, flag: 1, block: 2 };
 
 /** The strictest action among the rules that fired (probability >= threshold); `allow` when none did. */
 export function decide(policy: ResolvedPolicy, probabilities: ArrayLike<number>): ImageDecision {
-  const scores = new Map<string, ImageDecision['concepts'][number]>();
+  const scores = new Map<string, ConceptScore>();
   for (const { concept } of policy.rules) {
-    if (!scores.has(concept.id)) {
-      scores.set(concept.id, { id: concept.id, name: concept.name, probability: conceptProbability(concept, probabilities), classes: concept.classes.length });
-    }
+    if (!scores.has(concept.id)) scores.set(concept.id, scoreConcept(concept, probabilities));
   }
   const triggered: Triggered[] = [];
   let decision: Decision = 'allow';

@@ -14,8 +14,8 @@ export const policyRoutes = new Hono<{ Bindings: Env }>()
       sha256,
       // Each rule as written, with the concept it resolved to.
       rules: policy.rules.map((rule, i) => {
-        const { id, name, classes } = rules[i]!.concept;
-        return { ...rule, resolved: { id, name, classes: classes.length } };
+        const { id, name, gloss, classes } = rules[i]!.concept;
+        return { ...rule, resolved: { id, name, gloss, classes: classes.length } };
       }),
     });
   });

@@ -13,7 +13,7 @@ interface ConceptAnswer {
   classIds: string[];
 }
 
-type WithConcepts = NativeAnswer & { images: Array<NativeAnswer['images'][number] & { concepts: Array<{ id: string; name: string; probability: number; classes: number }> }> };
+type WithConcepts = NativeAnswer & { images: Array<NativeAnswer['images'][number] & { concepts: Array<{ id: string; name: string; gloss: string; probability: number; classes: number }> }> };
 
 let cat: Uint8Array;
 
@@ -104,7 +104,9 @@ describe('POST /predict?concepts=', () => {
     // dog twice is scored once.
     expect(image!.concepts.map((c) => [c.id, c.classes])).toEqual([['n02084071', 118], ['n04565375', 7], ['n02121620', 7]]);
     for (const concept of image!.concepts) {
-      const { classIds } = (await (await getConcept(concept.id)).json()) as ConceptAnswer;
+      const { classIds, gloss } = (await (await getConcept(concept.id)).json()) as ConceptAnswer;
+      // The gloss says which sense was scored (cat: the feline, not the guy).
+      expect(concept.gloss).toBe(gloss);
       const under = new Set(classIds);
       const sum = image!.predictions.filter((p) => under.has(p.synset)).reduce((a, p) => a + p.probability, 0);
       expect(concept.probability).toBeCloseTo(sum, 10);

@@ -12,7 +12,7 @@ interface ModerateAnswer {
     height: number;
     decision: 'allow' | 'flag' | 'block';
     triggered: Array<{ concept: string; name: string; probability: number; threshold: number; action: string }>;
-    concepts: Array<{ id: string; name: string; probability: number; classes: number }>;
+    concepts: Array<{ id: string; name: string; gloss: string; probability: number; classes: number }>;
     predictions: Array<{ index: number; synset: string; label: string; probability: number }>;
   }>;
   timings: Record<string, number>;
@@ -60,6 +60,7 @@ describe('POST /moderate/:policy', () => {
     expect(image!.triggered.map((t) => [t.concept, t.action, t.threshold])).toEqual([['n00001740', 'block', 0.99], ['n04565375', 'flag', 0]]);
     expect(image!.concepts.map((c) => [c.id, c.classes])).toEqual([['n00001740', 1000], ['n04565375', 7]]);
     expect(image!.concepts[0]!.probability).toBeCloseTo(1, 6);
+    expect(image!.concepts[1]!.gloss).toMatch(/^any instrument or instrumentality used in fighting or hunting/);
     expect(image!.predictions).toHaveLength(5);
     expect(Object.keys(body.timings).sort()).toEqual(['decode', 'inference', 'model', 'preprocess', 'total']);
   });
