@@ -117,5 +117,7 @@ describe('POST /predict?concepts=', () => {
   it('404 for an unknown concept and 400 for an empty one, before any image is read', async () => {
     await expectError(await call('/predict?concepts=dog,qwertyuiop', { method: 'POST', body: form(cat) }), 404, 'not_found', /qwertyuiop/);
     await expectError(await call('/predict?concepts=', { method: 'POST', body: new Uint8Array(0) }), 400, 'bad_request', /empty concept/);
+    const many = Array.from({ length: 51 }, () => 'dog').join(',');
+    await expectError(await call(`/predict?concepts=${many}`, { method: 'POST', body: new Uint8Array(0) }), 400, 'bad_request', /too many concepts: 51, the limit is 50/);
   });
 });
