@@ -1,5 +1,5 @@
 import { Hono, type MiddlewareHandler } from 'hono';
-import { admissionFor, type Admitted } from './admission';
+import { admissionFor, type Admission, type Admitted } from './admission';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { getConfig, type Config } from './config';
@@ -84,13 +84,7 @@ const auth = apiKey({ key: (c) => getConfig(c.env).apiKey });
 const admit: MiddlewareHandler<AppEnv> = async (c, next) => {
   const config = getConfig(c.env);
   const deadline = Date.now() + config.requestTimeoutMs;
-  const admission = admissionFor(config, () => ({
-    maxInFlight: config.maxInFlight,
-    budgetBytes: config.memoryBudgetMB * 1024 * 1024,
-    waitMs: config.admissionWaitMs,
-    // What stays allocated between requests: onnxruntime's heap and the WebP decoder's memory.
-    baseline: () => (isolateHeapBytes() ?? 0) + decoderMemoryBytes(),
-  }));
+  const admission = isolateAdmission(config);
   const release = await admission.enter(deadline);
   c.set('admission', admission);
   c.set('deadline', deadline);
@@ -100,6 +94,20 @@ const admit: MiddlewareHandler<AppEnv> = async (c, next) => {
     release();
   }
 };
+
+/**
+ * The isolate's one Admission for `config`: HTTP requests and RPC calls (src/rpc) share its
+ * slots and decode memory, since they share the isolate's 128 MB.
+ */
+export function isolateAdmission(config: Config): Admission {
+  return admissionFor(config, () => ({
+    maxInFlight: config.maxInFlight,
+    budgetBytes: config.memoryBudgetMB * 1024 * 1024,
+    waitMs: config.admissionWaitMs,
+    // What stays allocated between requests: onnxruntime's heap and the WebP decoder's memory.
+    baseline: () => (isolateHeapBytes() ?? 0) + decoderMemoryBytes(),
+  }));
+}
 
 /** The body limit comes from the environment, so the middleware is made once per config. */
 const bodyLimits = new WeakMap<Config, MiddlewareHandler>();

@@ -8,9 +8,10 @@ import { getConfig } from '../config';
 import { badRequest } from '../errors';
 import { registryFor } from '../models/registry';
 import { classify } from '../pipeline/classify';
-import { decide, inlinePolicy, loadPolicy, type ResolvedPolicy } from '../policies';
+import { moderateBody } from '../answers';
+import { inlinePolicy, loadPolicy, type ResolvedPolicy } from '../policies';
 import { readUploads } from '../upload';
-import { describe, ms, setAnswerHeaders, SYNTHETIC_NOTICE } from './predict';
+import { setAnswerHeaders } from './predict';
 
 type ModerateEnv = { Bindings: Env; Variables: Admitted };
 
@@ -32,27 +33,7 @@ async function moderate(c: Context<ModerateEnv>, named: string | undefined): Pro
   });
   const total = performance.now() - started;
   setAnswerHeaders(c, result, total);
-
-  const { manifest, images, timings } = result;
-  return c.json({
-    model: describe(manifest),
-    // A decision made from synthetic weights is no decision about the image: say so on every one.
-    ...(manifest.weights === 'synthetic' ? { notice: SYNTHETIC_NOTICE } : {}),
-    policy: { name: policy.policy.name, sha256: policy.sha256 },
-    images: images.map(({ width, height, predictions, probabilities }) => ({
-      width,
-      height,
-      ...decide(policy, probabilities),
-      predictions: predictions.map(({ index, synset, label, probability }) => ({ index, synset, label, probability })),
-    })),
-    timings: {
-      model: ms(timings.model),
-      decode: ms(timings.decode),
-      preprocess: ms(timings.preprocess),
-      inference: ms(timings.inference),
-      total: ms(total),
-    },
-  });
+  return c.json(moderateBody(result, policy, total));
 }
 
 /** The path's policy, or the inline one, or DEFAULT_POLICY; never two of them. */

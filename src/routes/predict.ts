@@ -5,18 +5,15 @@
  */
 import { Hono, type Context } from 'hono';
 import type { Admitted } from '../admission';
+import { ms, nativeBody, SYNTHETIC_NOTICE } from '../answers';
 import { getConfig } from '../config';
 import { badRequest } from '../errors';
-import type { ModelManifest } from '../models/manifest';
 import { registryFor } from '../models/registry';
 import { classify, type Classification } from '../pipeline/classify';
 import { readUploads } from '../upload';
-import { parseConceptList, scoreConcepts, type Concept } from '../concepts';
+import { parseConceptList } from '../concepts';
 
 type Shape = 'native' | 'model-server' | 'torchserve';
-
-export const SYNTHETIC_NOTICE =
-  'This model has synthetic weights generated for testing: its classes are not a real classification of the image.';
 
 type PredictEnv = { Bindings: Env; Variables: Admitted };
 
@@ -74,30 +71,6 @@ export function setAnswerHeaders(c: Context, { timings, manifest }: Classificati
   if (manifest.weights === 'synthetic') c.header('Warning', `199 edge-resnet "${SYNTHETIC_NOTICE}"`);
 }
 
-function nativeBody({ manifest, images, timings }: Classification, total: number, concepts?: Concept[]) {
-  return {
-    model: describe(manifest),
-    ...(manifest.weights === 'synthetic' ? { notice: SYNTHETIC_NOTICE } : {}),
-    images: images.map(({ width, height, predictions, probabilities }) => ({
-      width,
-      height,
-      predictions: predictions.map(({ index, synset, label, probability }) => ({ index, synset, label, probability })),
-      ...(concepts ? { concepts: scoreConcepts(concepts, probabilities) } : {}),
-    })),
-    timings: {
-      model: ms(timings.model),
-      decode: ms(timings.decode),
-      preprocess: ms(timings.preprocess),
-      inference: ms(timings.inference),
-      total: ms(total),
-    },
-  };
-}
-
-export function describe(m: ModelManifest) {
-  return { id: m.id, version: m.version, depth: m.depth, precision: m.precision, weights: m.weights, source: m.source };
-}
-
 /** The compatibility servers answer one image with its result and a batch with a list of them. */
 function single<T>({ images }: Classification, format: (p: Classification['images'][number]['predictions']) => T): T | T[] {
   const results = images.map((image) => format(image.predictions));
@@ -113,5 +86,3 @@ function parseTopK(raw: string | undefined): number {
   if (!/^\d+$/.test(raw) || k < 1 || k > 1000) throw badRequest(`topk must be an integer from 1 to 1000, got "${raw.slice(0, 20)}"`);
   return k;
 }
-
-export const ms = (x: number) => Math.round(x * 100) / 100;

@@ -1,0 +1,83 @@
+/**
+ * The bodies of the native answers (`/predict`'s native shape, `/moderate`), as plain types
+ * with no imports: the RPC types (src/rpc/types.ts) re-export them to consumer Workers, which
+ * must not need this Worker's sources or its Env to type-check.
+ */
+
+export interface ModelInfo {
+  id: string;
+  version: 'v1' | 'v2';
+  depth: 18 | 34 | 50 | 101 | 152;
+  precision: 'fp32' | 'int8-qdq' | 'int8-qoperator';
+  /** `synthetic`: generated for testing, the answer is no real classification (see `notice`). */
+  weights: 'real' | 'synthetic';
+  source: string;
+}
+
+export interface PredictionBody {
+  index: number;
+  /** WordNet id, e.g. `n02124075`. */
+  synset: string;
+  label: string;
+  probability: number;
+}
+
+export interface ConceptScoreBody {
+  id: string;
+  name: string;
+  gloss: string;
+  probability: number;
+  /** How many ImageNet classes fall under the concept. */
+  classes: number;
+}
+
+/** Milliseconds; `model` is the wait for the model's session (0 when warm). */
+export interface TimingsBody {
+  model: number;
+  decode: number;
+  preprocess: number;
+  inference: number;
+  total: number;
+}
+
+/** `POST /predict` (native shape). */
+export interface PredictBody {
+  model: ModelInfo;
+  /** Present exactly when the weights are synthetic. */
+  notice?: string;
+  images: Array<{
+    width: number;
+    height: number;
+    predictions: PredictionBody[];
+    /** Present when concepts were asked for. */
+    concepts?: ConceptScoreBody[];
+  }>;
+  timings: TimingsBody;
+}
+
+export type Decision = 'allow' | 'flag' | 'block';
+
+export interface TriggeredBody {
+  concept: string;
+  name: string;
+  probability: number;
+  threshold: number;
+  action: 'block' | 'flag';
+}
+
+/** `POST /moderate`. */
+export interface ModerateBody {
+  model: ModelInfo;
+  notice?: string;
+  policy: { name: string; sha256: string };
+  images: Array<{
+    width: number;
+    height: number;
+    /** The strictest action among the rules that fired; `allow` when none did. */
+    decision: Decision;
+    triggered: TriggeredBody[];
+    concepts: ConceptScoreBody[];
+    predictions: PredictionBody[];
+  }>;
+  timings: TimingsBody;
+}
