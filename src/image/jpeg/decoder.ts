@@ -565,7 +565,7 @@ function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: numb
       const { comp, dc, ac } = sc[0]!;
       for (let by = my * comp.v; by < Math.min((my + 1) * comp.v, comp.rbh); by++) {
         for (let bx = 0; bx < comp.rbw; bx++) {
-          blk.fill(0, 0, comp.kept);
+          for (let i = 0; i < comp.kept; i++) blk[i] = 0; // not fill(): its builtin call costs more, a block
           if (rs.beforeMcu()) comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
           idctInto(st, comp, blk, 0, comp.slots, comp.strips[slot], (by - my * comp.v) * comp.sy * comp.stride + bx * comp.sx);
         }
@@ -576,7 +576,7 @@ function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: numb
         for (const { comp, dc, ac } of sc) {
           for (let v = 0; v < comp.v; v++) {
             for (let h = 0; h < comp.h; h++) {
-              blk.fill(0, 0, comp.kept);
+              for (let i = 0; i < comp.kept; i++) blk[i] = 0; // not fill(): its builtin call costs more, a block
               if (go) comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
               idctInto(st, comp, blk, 0, comp.slots, comp.strips[slot], v * comp.sy * comp.stride + (mx * comp.h + h) * comp.sx);
             }

@@ -211,6 +211,12 @@ export function idctReduced(
   }
 }
 
+/** A reduced kernel's sum as a level-shifted 8-bit sample. */
+const sample = (s: number): number => {
+  const v = Math.round(s) + 128;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+};
+
 /**
  * idctReduced for the 'lowfreq' kernel, whose sx x sy output reads only the sx x sy corner of
  * coefficients, stored compactly (natural index v * 8 + u at slot v * sx + u, as
@@ -226,7 +232,29 @@ export function idctCorner(coef: Int16Array, co: number, q: Int32Array, mx: Floa
     // Every row of my and mx starts with the same C(0) weight, so every sample is the same.
     const v = Math.round(mx[0]! * (my[0]! * (coef[co]! * q[0]!))) + 128;
     const px = v < 0 ? 0 : v > 255 ? 255 : v;
-    for (let y = 0; y < sy; y++) out.fill(px, o + y * stride, o + y * stride + sx);
+    // Plain stores: TypedArray.fill's call costs more than a few bytes' worth (workerd profile).
+    for (let y = 0, p = o; y < sy; y++, p += stride) for (let x = 0; x < sx; x++) out[p + x] = px;
+    return;
+  }
+  if (sx === 2 && sy === 2) {
+    // The luma of 4:2:0 at 1/4, straight-line. Zero terms are included: adding a +-0 product
+    // leaves a sum unchanged, and a sum of zeros rounds to the same sample either way.
+    const d00 = coef[co]! * q[0]!;
+    const d01 = coef[co + 1]! * q[1]!;
+    const d10 = coef[co + 2]! * q[8]!;
+    const d11 = coef[co + 3]! * q[9]!;
+    const t00 = my[0]! * d00 + my[1]! * d10;
+    const t01 = my[0]! * d01 + my[1]! * d11;
+    const t10 = my[8]! * d00 + my[9]! * d10;
+    const t11 = my[8]! * d01 + my[9]! * d11;
+    const a = mx[0]!;
+    const b = mx[1]!;
+    const c = mx[8]!;
+    const d = mx[9]!;
+    out[o] = sample(a * t00 + b * t01);
+    out[o + 1] = sample(c * t00 + d * t01);
+    out[o + stride] = sample(a * t10 + b * t11);
+    out[o + stride + 1] = sample(c * t10 + d * t11);
     return;
   }
   for (let u = 0; u < sx; u++) {
