@@ -19,6 +19,7 @@ declare namespace Cloudflare {
 		ADMISSION_WAIT_MS: string;
 		REQUEST_TIMEOUT_MS: string;
 		STAGE_TIMEOUT_MS: string;
+		MODEL_WORKERS: string;
 		URL_TIMEOUT_MS: string;
 		URL_HOSTS: string;
 		WARM_START: string;

@@ -5,6 +5,7 @@ import { cors } from 'hono/cors';
 import { getConfig, type Config } from './config';
 import { ApiError, errorResponse, notFound, tooLarge } from './errors';
 import { apiKey } from './middleware/auth';
+import { routeModel } from './middleware/route-model';
 import { decoderMemoryBytes } from './image';
 import { isolateHeapBytes } from './models/registry';
 import { modelRoutes } from './routes/models';
@@ -48,7 +49,8 @@ export function createApp() {
   );
   // Health checks stay open so load balancers need no secret.
   app.use('*', async (c, next) => (c.req.path === '/ping' ? next() : auth(c, next)));
-  app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict', '/moderate', '/moderate/*'], limitBody, admit);
+  // Models with a Worker of their own (MODEL_WORKERS) go there before any body or slot is taken here.
+  app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict', '/moderate', '/moderate/*'], routeModel, limitBody, admit);
 
   app.route('/', pingRoutes);
   app.route('/', modelRoutes);

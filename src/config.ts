@@ -28,6 +28,11 @@ export interface Config {
   urlTimeoutMs: number;
   /** URL_HOSTS: when non-empty, the only hosts URL input may fetch from (as configured). */
   urlHosts: string[];
+  /**
+   * MODEL_WORKERS: models served by a Worker of their own (model id -> service binding name),
+   * so that each keeps its model warm (src/middleware/route-model). Empty: all served here.
+   */
+  modelWorkers: Map<string, string>;
   /** When undefined, requests need no key. */
   apiKey: string | undefined;
 }
@@ -66,8 +71,29 @@ function parseConfig(env: Env): Config {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+    modelWorkers: parseModelWorkers(env.MODEL_WORKERS),
     apiKey: env.API_KEY || undefined,
   };
+}
+
+/**
+ * "resnet34v1=MODEL_A, resnet50v1=MODEL_B": model id -> service binding name. A typo would
+ * silently serve the model here (the very thrash this option avoids), so any malformed entry
+ * throws, naming it.
+ */
+export function parseModelWorkers(raw: string | undefined): Map<string, string> {
+  const workers = new Map<string, string>();
+  for (const entry of (raw ?? '').split(',')) {
+    if (entry.trim() === '') continue;
+    const [id, binding, ...rest] = entry.split('=').map((s) => s.trim());
+    const bad = (why: string) => new Error(`MODEL_WORKERS: "${entry.trim()}" ${why}; expected "<model id>=<service binding>, ..."`);
+    if (binding === undefined || rest.length > 0) throw bad('is not one model=binding pair');
+    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(id!)) throw bad('does not start with a model id');
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(binding)) throw bad('does not end with a binding name');
+    if (workers.has(id!)) throw bad(`names ${id} a second time`);
+    workers.set(id!, binding);
+  }
+  return workers;
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
