@@ -6,12 +6,15 @@
  * every other failure with its status and body, and p50/p99 of the 200s.
  *
  *   npx tsx bench/burst.ts [--model resnet18v1] [--split] [--clients 16] [--seconds 20] [--rounds 5]
- *                          [--workers source|snapshot] [--hang-ms 60000] [--json out.json]
+ *                          [--workers source|snapshot] [--via runtime|proxy]
+ *                          [--hang-ms 60000] [--json out.json]
  *
  * `--split` serves the model split across the front and stage Workers (the int8 model's
  * manifest must have stages: `npm run models -- split <id>`; without a full-size build, the
  * tests' eighth-width split resnet101v1 is used). `--workers snapshot` serves bundles made once
  * (bench/workerd.ts `snapshotWorkers`) instead of the sources, which is what the benchmark does.
+ * `--via proxy` sends through wrangler dev's port instead of straight to its runtime: its dev
+ * proxy drops connections under bursts, which a deployed Worker never sees (PROXY_RESET).
  *
  * `coldBurst()` is the function the main benchmark can call for its "cold burst" figure.
  */
@@ -37,6 +40,12 @@ export interface BurstOptions {
   persistTo?: string;
   /** `source`: the wrangler.toml files as `npm start` serves them; `snapshot`: bundles made once. */
   workers?: 'source' | 'snapshot';
+  /**
+   * Where the clients send: `runtime` (default) straight to the workerd that runs the Workers, as
+   * a deployed Worker is reached; `proxy` through wrangler dev's port and its dev proxy, which
+   * drops connections under bursts (PROXY_RESET in bench/workerd.ts).
+   */
+  via?: 'runtime' | 'proxy';
   /** A request taking longer than this is aborted and counted as a hang. */
   hangMs?: number;
   /** Upper bound on requests per round, whatever the time (every loop stops by itself). */
@@ -86,6 +95,7 @@ export interface ColdBurstFigure {
   clients: number;
   seconds: number;
   workers: 'source' | 'snapshot';
+  via: 'runtime' | 'proxy';
   rounds: BurstRound[];
   totals: { requests: number; ok: number; admission503: number; failed: number; hangs: number; proxyRestarts: number };
   /** Over the 200s of all rounds. */
@@ -210,7 +220,8 @@ export function summarizeRound(round: number, readyMs: number, answers: readonly
     p50: round1(percentile(lat, 50)),
     p99: round1(percentile(lat, 99)),
     max: round1(percentile(lat, 100)),
-    reloads: lines.filter((l) => /reload/i.test(l) && !/live-reload/i.test(l)).length,
+    // wrangler's own words when it reloads the Workers (the debug log's reloadStart/Complete are not counted).
+    reloads: lines.filter((l) => /Reloading local server/.test(l)).length,
     logErrors: lines.filter((l) => /\b(error|uncaught|exception|restarted|reset by peer|Broken pipe|overloaded: false)\b/i.test(l) && !/\[wrangler:info\] POST/.test(l)).slice(0, 20),
   };
 }
@@ -222,6 +233,7 @@ export async function coldBurst(o: BurstOptions): Promise<ColdBurstFigure> {
   const progress = o.onProgress ?? (() => undefined);
   const persistTo = o.persistTo ?? DEFAULT_PERSIST;
   const workers = o.workers ?? 'source';
+  const via = o.via ?? 'runtime';
   const hangMs = o.hangMs ?? 60_000;
   const maxRequests = o.maxRequests ?? 5000;
   await mkdir(persistTo, { recursive: true });
@@ -239,8 +251,8 @@ export async function coldBurst(o: BurstOptions): Promise<ColdBurstFigure> {
     const dev = await WranglerDev.start(configs, persistTo);
     let answers: Answer[];
     try {
-      progress(`${id}: round ${r}/${o.rounds}: ready in ${Math.round(dev.readyMs)} ms; ${o.clients} clients x ${o.seconds} s`);
-      answers = await burst(dev.base, id, jpeg, { clients: o.clients, seconds: o.seconds, hangMs, maxRequests });
+      progress(`${id}: round ${r}/${o.rounds}: ready in ${Math.round(dev.readyMs)} ms; ${o.clients} clients x ${o.seconds} s via the ${via}`);
+      answers = await burst(via === 'proxy' ? dev.base : dev.runtimeBase, id, jpeg, { clients: o.clients, seconds: o.seconds, hangMs, maxRequests });
       // Let the log catch up with the last answers.
       await new Promise((res) => setTimeout(res, 300));
     } finally {
@@ -264,6 +276,7 @@ export async function coldBurst(o: BurstOptions): Promise<ColdBurstFigure> {
     clients: o.clients,
     seconds: o.seconds,
     workers,
+    via,
     rounds,
     totals: {
       requests: sum((r) => r.requests),
@@ -293,7 +306,7 @@ export function describeRound(r: BurstRound): string {
 }
 
 export function renderFigure(f: ColdBurstFigure): string {
-  const head = `Cold burst: ${f.model} int8 ${f.split ? `split in ${f.stages} Workers` : 'whole'}, ${f.clients} clients x ${f.seconds} s, fresh wrangler dev (${f.workers}) per round`;
+  const head = `Cold burst: ${f.model} int8 ${f.split ? `split in ${f.stages} Workers` : 'whole'}, ${f.clients} clients x ${f.seconds} s, fresh wrangler dev (${f.workers}) per round, sent ${f.via === 'proxy' ? "through wrangler dev's proxy" : 'to the runtime'}`;
   const rows = f.rounds.map(
     (r) =>
       `| ${r.round} | ${r.readyMs} | ${r.requests} | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (max ${r.admissionMaxMs} ms)` : ''} | ${r.failures.length}${r.failures.length ? `: ${[...new Set(r.failures.map((x) => `${x.kind} ${x.status}`))].join(', ')}` : ''} | ${r.p50} | ${r.p99} |`,
@@ -319,6 +332,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '20' },
       rounds: { type: 'string', default: '5' },
       workers: { type: 'string', default: 'source' },
+      via: { type: 'string', default: 'runtime' },
       'hang-ms': { type: 'string', default: '60000' },
       'persist-to': { type: 'string' },
       'log-dir': { type: 'string', default: join(tmpdir(), 'edge-resnet-burst-logs') },
@@ -331,6 +345,7 @@ async function main(): Promise<void> {
     return n;
   };
   if (values.workers !== 'source' && values.workers !== 'snapshot') throw new Error(`--workers is source or snapshot`);
+  if (values.via !== 'runtime' && values.via !== 'proxy') throw new Error(`--via is runtime or proxy`);
   const stop = () => Promise.all([...WranglerDev.live].map((d) => d.stop()));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().then(() => process.exit(130)));
   const figure = await coldBurst({
@@ -340,6 +355,7 @@ async function main(): Promise<void> {
     seconds: num('seconds', values.seconds, 1),
     rounds: num('rounds', values.rounds, 1),
     workers: values.workers,
+    via: values.via,
     hangMs: num('hang-ms', values['hang-ms'], 1000),
     ...(values['persist-to'] ? { persistTo: values['persist-to'] } : {}),
     logDir: values['log-dir'],

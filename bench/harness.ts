@@ -16,6 +16,7 @@ import { ensureModels, label, message, servedId, type BuiltModel } from './model
 import { measureNodeStages } from './node-stages';
 import { NodeRuntimeProcess, type ChildCold, type ChildEnd, type NodeRuntime } from './node-runtimes';
 import { BLOCK, type BenchOptions } from './options';
+import { coldBurst, type ColdBurstFigure } from './burst';
 import { measureSplit } from './split';
 import { evaluateTargets, MEMORY_LIMIT_BYTES, PRICES, renderMarkdown, renderSummary } from './report';
 import { median, summarize, type Summary } from './stats';
@@ -96,6 +97,21 @@ async function measureAll(o: BenchOptions, started: number, code: string, worker
     else split = await measureSplit(o, workers, whole, o.split.stages, small.bytes, progress);
   }
 
+  let coldBursts: ColdBurstFigure[] | null = null;
+  if (o.burstRounds > 0) {
+    coldBursts = [];
+    // The issue's bursts: 16 clients x 20 s of a 768x576 JPEG right after a fresh wrangler dev,
+    // on npm start's default model whole and on a deep one split, sent to the runtime (bench/burst.ts).
+    for (const [model, split] of [['resnet18v1', false], ['resnet101v1', true]] as const) {
+      progress(`figure 7: cold bursts, ${model} ${split ? 'split' : 'whole'}, ${o.burstRounds} rounds`);
+      try {
+        coldBursts.push(await coldBurst({ model, split, clients: 16, seconds: 20, rounds: o.burstRounds, persistTo: o.persistTo, onProgress: progress }));
+      } catch (err) {
+        failures.push({ spec: { id: model, variant: 'int8' }, stage: 'cold burst', error: message(err) });
+      }
+    }
+  }
+
   const report: BenchReport = {
     meta: {
       date: new Date().toISOString(),
@@ -123,6 +139,7 @@ async function measureAll(o: BenchOptions, started: number, code: string, worker
     endToEnd,
     nodeStages,
     split,
+    coldBursts,
     targets: [],
   };
   report.targets = evaluateTargets(report);

@@ -30,7 +30,7 @@ export interface BuiltModel {
 
 export interface ModelFailure {
   spec: ModelSpec;
-  stage: 'synthesize' | 'quantize';
+  stage: 'synthesize' | 'quantize' | 'cold burst';
   error: string;
 }
 

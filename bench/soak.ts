@@ -6,6 +6,10 @@
  * p50/p99, and the isolate's onnxruntime heap over time (GET /models `isolate.wasmHeapBytes`).
  *
  *   npx tsx bench/soak.ts --minutes N --concurrency C [--model resnet18v1] [--hang-ms 30000] [--json out.json]
+ *                         [--via runtime|proxy]
+ *
+ * Requests go straight to wrangler dev's runtime unless `--via proxy` (see bench/burst.ts: its
+ * dev proxy drops connections under load, which deployed Workers never see).
  *
  * Fails (exit 1) on any 5xx other than admission control's 503 `overloaded` with Retry-After,
  * on a request with no answer (network error) or slower than --hang-ms, or on heap growth of
@@ -30,6 +34,8 @@ export interface SoakOptions {
   /** Allowed growth of the wasm heap after warm-up, as a fraction. */
   maxHeapGrowth?: number;
   persistTo?: string;
+  /** `runtime` (default): straight to wrangler dev's runtime; `proxy`: through its dev proxy (see bench/burst.ts). */
+  via?: 'runtime' | 'proxy';
   onProgress?: (line: string) => void;
 }
 
@@ -137,6 +143,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     CONFIGS.map((c) => join(ROOT, c)),
     persistTo,
   );
+  const base = (o.via ?? 'runtime') === 'proxy' ? dev.base : dev.runtimeBase;
   const byStatus: Record<string, number> = {};
   const byKind: Record<string, Record<string, number>> = {};
   const failures: SoakResult['failures'] = [];
@@ -153,7 +160,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   try {
     const sampler = (async () => {
       while (!stopHeap) {
-        const h = await heapOf(dev.base);
+        const h = await heapOf(base);
         if (h !== undefined) heap.push({ atS: atS(), wasmHeapBytes: h });
         await new Promise((r) => setTimeout(r, o.heapEveryMs ?? 5000));
       }
@@ -172,7 +179,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
           let retryAfter: string | null = null;
           let aborted = false;
           try {
-            const res = await fetch(`${dev.base}/predict?topk=1`, {
+            const res = await fetch(`${base}/predict?topk=1`, {
               method: 'POST',
               body,
               ...(contentType ? { headers: { 'content-type': contentType } } : {}),
@@ -208,7 +215,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     );
     stopHeap = true;
     await sampler;
-    const last = await heapOf(dev.base);
+    const last = await heapOf(base);
     if (last !== undefined) heap.push({ atS: atS(), wasmHeapBytes: last });
   } finally {
     stopHeap = true;
@@ -276,16 +283,18 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '8' },
       model: { type: 'string', default: 'resnet18v1' },
       'hang-ms': { type: 'string', default: '30000' },
+      via: { type: 'string', default: 'runtime' },
       json: { type: 'string' },
     },
   });
+  if (values.via !== 'runtime' && values.via !== 'proxy') throw new Error('--via is runtime or proxy');
   const minutes = Number(values.minutes);
   const concurrency = Number(values.concurrency);
   if (!(minutes > 0) || !(Number.isInteger(concurrency) && concurrency >= 1)) throw new Error('usage: npx tsx bench/soak.ts --minutes N --concurrency C');
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void Promise.all([...WranglerDev.live].map((d) => d.stop())).then(() => process.exit(130)));
   }
-  const result = await soak({ minutes, concurrency, model: values.model, hangMs: Number(values['hang-ms']), onProgress: (l) => console.error(l) });
+  const result = await soak({ minutes, concurrency, model: values.model, hangMs: Number(values['hang-ms']), via: values.via, onProgress: (l) => console.error(l) });
   console.log(renderSoak(result));
   if (values.json) await writeFile(values.json, `${JSON.stringify(result, null, 2)}\n`);
   process.exitCode = result.passed ? 0 : 1;

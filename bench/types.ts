@@ -1,4 +1,5 @@
 /** Shape of bench/report.json. Milliseconds unless a name says otherwise. */
+import type { ColdBurstFigure } from './burst';
 import type { Variant } from '../models/src/commands/command';
 import type { NodeStageResult } from './node-stages';
 import type { Summary } from './stats';
@@ -171,5 +172,7 @@ export interface BenchReport {
   endToEnd: EndToEnd | null;
   nodeStages: NodeStageResult[];
   split: SplitFigure | null;
+  /** Figure 7: cold bursts on the whole and a split model (bench/burst.ts); null: skipped. */
+  coldBursts: ColdBurstFigure[] | null;
   targets: Target[];
 }

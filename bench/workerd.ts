@@ -53,13 +53,18 @@ export function stagesOf(s: Sample, what: string): Stages {
 const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
 
 /**
- * wrangler dev puts a proxy worker (its own workerd) in front of the user Worker. Under many
- * concurrent requests, connections between the two are reset (workerd logs "Connection reset
- * by peer"), and wrangler answers a network error on a POST with this 503 text
- * (templates/startDevWorker/ProxyWorker.ts) even though the Worker did not restart. Deployed
- * Workers have no such hop.
+ * wrangler dev puts a proxy worker (a Durable Object in a workerd of its own) in front of the
+ * runtime that runs our Workers. Under a burst, the runtime drops every connection that proxy
+ * holds to it at once, every several seconds (strace: the runtime closes them first; the isolate
+ * lives on, no model reload follows), and the proxy answers the network error on a POST with this
+ * 503 text (templates/startDevWorker/ProxyWorker.ts), though nothing restarted. The same burst
+ * sent straight to the runtime loses nothing (README, "Holding up under load"). Deployed Workers
+ * have no such hop.
  */
 export const PROXY_RESET = /Your worker restarted mid-request/;
+
+/** wrangler (4.86) debug log: `"userWorkerUrl":{"protocol":"http:","hostname":"127.0.0.1","port":"40195"}`. */
+const USER_WORKER_URL = /"userWorkerUrl":\{"protocol":"(https?:)","hostname":"([^"]+)","port":"(\d+)"\}/g;
 
 /** The Workers of a local deployment as wrangler dev runs them: the front, then the stage Workers. */
 export interface WorkerConfigs {
@@ -113,6 +118,8 @@ export class WranglerDev {
   /** Running instances, so that an interrupted run can still stop them (they are detached). */
   static readonly live = new Set<WranglerDev>();
   private log = '';
+  /** The runtime's own address (the user Worker socket behind wrangler's proxy), once known. */
+  private runtime: string | undefined;
   private constructor(
     private readonly child: ChildProcess,
     readonly base: string,
@@ -124,9 +131,14 @@ export class WranglerDev {
   }
 
   private append(d: Buffer): void {
+    const text = d.toString();
     // Keep the tail only: a long run logs a line per request.
-    this.log = (this.log + d.toString()).slice(-20_000);
+    this.log = (this.log + text).slice(-20_000);
+    // wrangler's debug log hands its proxy the runtime's address after each (re)load; the last
+    // wins. Matched over the chunk and a little before it, as a line may come in two chunks.
+    for (const m of this.log.slice(-(text.length + 200)).matchAll(USER_WORKER_URL)) this.runtime = `${m[1]}//${m[2]}:${m[3]}`;
   }
+
 
   tail(chars = 2000): string {
     return this.log.slice(-chars);
@@ -137,7 +149,8 @@ export class WranglerDev {
     const port = await freePort();
     // V8 runs with its defaults here: wrangler 4.86's own miniflare does not read
     // MINIFLARE_WORKERD_V8_FLAGS (only the test pool's newer one does, see vitest.config.ts).
-    const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false' };
+    // Debug logging is how wrangler tells where the runtime listens (see runtimeBase).
+    const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG: 'debug' };
     const started = performance.now();
     const child = spawn(
       WRANGLER,
@@ -155,6 +168,15 @@ export class WranglerDev {
     }
     dev.readyMs = performance.now() - started;
     return dev;
+  }
+
+  /**
+   * The runtime's own socket: requests sent here skip wrangler's dev proxy (see PROXY_RESET) and
+   * reach the same Workers and bindings, as a deployed Worker is reached without that hop.
+   */
+  get runtimeBase(): string {
+    if (!this.runtime) throw new Error(`wrangler dev did not log its runtime's address:\n${this.tail(2000)}`);
+    return this.runtime;
   }
 
   /** Polls GET /models, which reads manifests from R2 but creates no session. */
