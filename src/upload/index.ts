@@ -13,6 +13,8 @@ export interface Upload {
   /** Where the image came from, for error messages: `data`, `data[1]`, `body`, `url (host)`. */
   name: string;
   bytes: Uint8Array;
+  /** Fetched from a URL: its errors always name it (the host), even alone in its request. */
+  fromUrl?: boolean;
 }
 
 /** What fetching a URL input needs from the Config (src/config.ts): pass the Config itself. */
@@ -66,7 +68,7 @@ export async function uploadFromUrl(raw: unknown, limits: UrlInputLimits, selfHo
   const url = parseImageUrl(raw, rules);
   const { bytes } = await fetchImage(url, { rules, timeoutMs: limits.urlTimeoutMs, maxBytes: limits.maxBodyBytes });
   // Named by host only: a URL's path and query may carry secrets.
-  return { name: `url (${describeHost(url)})`, bytes };
+  return { name: `url (${describeHost(url)})`, bytes, fromUrl: true };
 }
 
 async function fromMultipart(req: HonoRequest): Promise<Upload[]> {
