@@ -12,7 +12,7 @@
  */
 import { tooLarge, unprocessableImage } from '../../errors';
 import { BitReader, buildHuffman, HUFFMAN_TABLE_BYTES, nextMarker, type HuffmanSpec, type HuffmanTable } from './bits';
-import { acFirstBlock, acRefineBlock, decodeBlockFast } from './entropy';
+import { acFirstScan, acRefineScan, decodeBlockFast } from './entropy';
 import { idctCorner, idctIslow, idctReduced, neededCoefficients, reducedMatrix, type ReducedKernel } from './idct';
 import { cmykToRgb, grayToRgb, planesToRgb, ycbcrToRgb, ycckToRgb } from './color';
 import { FULL, H1V2, H2V1, H2V2, h1v2, h2v1, h2v2, replicate, upsampleMethod } from './upsample';
@@ -736,20 +736,12 @@ function progressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval:
     }
     return;
   }
-  if (ah === 0) {
-    forEachBlock(st, reader, sc, interval, (s, b, rs) => {
-      if (rs.eobrun > 0) rs.eobrun--;
-      else {
-        const c = s.comp;
-        rs.eobrun = acFirstBlock(reader, s.ac!, c.coefs!, b * c.kept, c.zslot, c.nz!, b * 2, ss, se, al);
-      }
-    });
-    return;
-  }
-  forEachBlock(st, reader, sc, interval, (s, b, rs) => {
-    const c = s.comp;
-    rs.eobrun = acRefineBlock(reader, s.ac!, c.coefs!, b * c.kept, c.zslot, c.nz!, b * 2, ss, se, p1, m1, rs.eobrun);
-  });
+  // AC scans have one component (readSos): its blocks in raster order, each its own MCU.
+  const { comp: c, ac } = sc[0]!;
+  const rs = new Restarts(reader, interval, sc);
+  const grid = { rows: c.rbh, cols: c.rbw, stride: c.bw };
+  if (ah === 0) acFirstScan(reader, rs, grid, ac!, c.coefs!, c.kept, c.zslot, c.nz!, ss, se, al);
+  else acRefineScan(reader, rs, grid, ac!, c.coefs!, c.kept, c.zslot, c.nz!, ss, se, p1, m1);
 }
 
 /** After the last scan of a buffered file: IDCT one iMCU row at a time and emit. */

@@ -257,6 +257,22 @@ export function idctCorner(coef: Int16Array, co: number, q: Int32Array, mx: Floa
     out[o + stride + 1] = sample(c * t10 + d * t11);
     return;
   }
+  if (sx === 4 && sy === 4) {
+    // 4:2:0 chroma at 1/4 (and every component of 4:4:4 at 1/2), the same way.
+    const d00 = coef[co]! * q[0]!, d01 = coef[co + 1]! * q[1]!, d02 = coef[co + 2]! * q[2]!, d03 = coef[co + 3]! * q[3]!;
+    const d10 = coef[co + 4]! * q[8]!, d11 = coef[co + 5]! * q[9]!, d12 = coef[co + 6]! * q[10]!, d13 = coef[co + 7]! * q[11]!;
+    const d20 = coef[co + 8]! * q[16]!, d21 = coef[co + 9]! * q[17]!, d22 = coef[co + 10]! * q[18]!, d23 = coef[co + 11]! * q[19]!;
+    const d30 = coef[co + 12]! * q[24]!, d31 = coef[co + 13]! * q[25]!, d32 = coef[co + 14]! * q[26]!, d33 = coef[co + 15]! * q[27]!;
+    for (let y = 0, p = o; y < 4; y++, p += stride) {
+      const a = my[y * 8]!, b = my[y * 8 + 1]!, c = my[y * 8 + 2]!, d = my[y * 8 + 3]!;
+      const t0 = a * d00 + b * d10 + c * d20 + d * d30;
+      const t1 = a * d01 + b * d11 + c * d21 + d * d31;
+      const t2 = a * d02 + b * d12 + c * d22 + d * d32;
+      const t3 = a * d03 + b * d13 + c * d23 + d * d33;
+      for (let x = 0; x < 4; x++) out[p + x] = sample(mx[x * 8]! * t0 + mx[x * 8 + 1]! * t1 + mx[x * 8 + 2]! * t2 + mx[x * 8 + 3]! * t3);
+    }
+    return;
+  }
   for (let u = 0; u < sx; u++) {
     for (let y = 0; y < sy; y++) tmpF[y * 8 + u] = 0;
     for (let v = 0; v < sy; v++) {
