@@ -48,6 +48,11 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
             miniflare: {
+              // The result cache (src/cache) off by default: the pool's Cache API persists
+              // across the tests of a file, and a hit would answer where a test exercises
+              // decoding, admission or a failing model load. test/worker/cache*.test.ts turn
+              // it on per request.
+              bindings: { CACHE_TTL_SECONDS: '0' },
               // Test-only binding: lets tests inside workerd read fixtures (models built by
               // the global setup, images) from disk in order to seed local R2.
               serviceBindings: {

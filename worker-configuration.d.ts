@@ -5,6 +5,7 @@ declare namespace Cloudflare {
 		mainModule: typeof import("./src/index");
 	}
 	interface Env {
+		RESULTS: KVNamespace;
 		MODELS: R2Bucket;
 		DEFAULT_MODEL: string;
 		DEFAULT_POLICY: string;
@@ -22,6 +23,7 @@ declare namespace Cloudflare {
 		MODEL_WORKERS: string;
 		URL_TIMEOUT_MS: string;
 		URL_HOSTS: string;
+		CACHE_TTL_SECONDS: string;
 		WARM_START: string;
 		STAGE_1: Fetcher /* edge-resnet-stage-1 */;
 		STAGE_2: Fetcher /* edge-resnet-stage-2 */;

@@ -28,6 +28,8 @@ export interface Config {
   urlTimeoutMs: number;
   /** URL_HOSTS: when non-empty, the only hosts URL input may fetch from (as configured). */
   urlHosts: string[];
+  /** CACHE_TTL_SECONDS: how long an image's result is cached (src/cache); 0 turns the cache off. */
+  cacheTtlSeconds: number;
   /**
    * MODEL_WORKERS: models served by a Worker of their own (model id -> service binding name),
    * so that each keeps its model warm (src/middleware/route-model). Empty: all served here.
@@ -71,6 +73,7 @@ function parseConfig(env: Env): Config {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+    cacheTtlSeconds: nonNegativeInt('CACHE_TTL_SECONDS', env.CACHE_TTL_SECONDS, 86_400),
     modelWorkers: parseModelWorkers(env.MODEL_WORKERS),
     apiKey: env.API_KEY || undefined,
   };
@@ -102,4 +105,9 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
   // A misconfigured limit must fail loudly, not silently become "no limit".
   if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
   return value;
+}
+
+/** As positiveInt, where 0 means "off". */
+function nonNegativeInt(name: string, raw: string | undefined, fallback: number): number {
+  return raw === '0' ? 0 : positiveInt(name, raw, fallback);
 }

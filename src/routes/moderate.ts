@@ -11,7 +11,7 @@ import { classify } from '../pipeline/classify';
 import { moderateBody } from '../answers';
 import { inlinePolicy, loadPolicy, type ResolvedPolicy } from '../policies';
 import { readUploads } from '../upload';
-import { setAnswerHeaders } from './predict';
+import { requestCache, setAnswerHeaders } from './predict';
 
 type ModerateEnv = { Bindings: Env; Variables: Admitted };
 
@@ -30,6 +30,7 @@ async function moderate(c: Context<ModerateEnv>, named: string | undefined): Pro
     limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
     deadlineMs: c.var.deadline,
     reserveMemory: (bytes) => c.var.admission.reserve(bytes, c.var.deadline),
+    cache: requestCache(c),
   });
   const total = performance.now() - started;
   setAnswerHeaders(c, result, total);

@@ -6,6 +6,7 @@
 import { Hono, type Context } from 'hono';
 import type { Admitted } from '../admission';
 import { ms, nativeBody, SYNTHETIC_NOTICE } from '../answers';
+import { resultCacheFor, type ResultCache } from '../cache';
 import { getConfig } from '../config';
 import { badRequest } from '../errors';
 import { registryFor } from '../models/registry';
@@ -36,6 +37,7 @@ async function predict(c: Context<PredictEnv>, modelId: string, shape: Shape): P
     limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
     deadlineMs: c.var.deadline,
     reserveMemory: (bytes) => c.var.admission.reserve(bytes, c.var.deadline),
+    cache: requestCache(c),
   });
   const total = performance.now() - started;
 
@@ -55,10 +57,11 @@ async function predict(c: Context<PredictEnv>, modelId: string, shape: Shape): P
  * Server-Timing, and which model and weights produced the answer: the compatibility shapes have
  * no room for it in the body, so every answer says it in headers.
  */
-export function setAnswerHeaders(c: Context, { timings, manifest }: Classification, total: number): void {
+export function setAnswerHeaders(c: Context, { timings, manifest, cache }: Classification, total: number): void {
   c.header(
     'Server-Timing',
     [
+      `cache;dur=${ms(timings.cache)};desc="${cache}"`,
       `model;dur=${ms(timings.model)}`,
       `decode;dur=${ms(timings.decode)}`,
       `preprocess;dur=${ms(timings.preprocess)}`,
@@ -68,7 +71,17 @@ export function setAnswerHeaders(c: Context, { timings, manifest }: Classificati
   );
   c.header('X-Model-Id', manifest.id);
   c.header('X-Model-Weights', manifest.weights);
+  // A batch is a HIT only when every image was (src/pipeline/classify.ts).
+  c.header('X-Cache', cache);
   if (manifest.weights === 'synthetic') c.header('Warning', `199 edge-resnet "${SYNTHETIC_NOTICE}"`);
+}
+
+/**
+ * The result cache for a request (src/cache): its backing depends on the host the request came
+ * in on, since the Cache API does nothing on *.workers.dev. Writes outlive the answer.
+ */
+export function requestCache<E extends { Bindings: Env }>(c: Context<E>): ResultCache | undefined {
+  return resultCacheFor(c.env, (promise) => c.executionCtx.waitUntil(promise), new URL(c.req.url).hostname);
 }
 
 /** The compatibility servers answer one image with its result and a batch with a list of them. */
