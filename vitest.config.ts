@@ -52,7 +52,15 @@ export default defineConfig({
               // across the tests of a file, and a hit would answer where a test exercises
               // decoding, admission or a failing model load. test/worker/cache*.test.ts turn
               // it on per request.
-              bindings: { CACHE_TTL_SECONDS: '0' },
+              bindings: {
+                CACHE_TTL_SECONDS: '0',
+                // Jobs (test/worker/jobs*.test.ts): webhooks to the local receiver on
+                // 127.0.0.1 over http, signed with a test secret, retries a second apart.
+                CALLBACK_HOSTS: '127.0.0.1',
+                ALLOW_HTTP_CALLBACKS: 'true',
+                WEBHOOK_SECRET: 'test-webhook-secret',
+                RETRY_BASE_SECONDS: '1',
+              },
               // Test-only binding: lets tests inside workerd read fixtures (models built by
               // the global setup, images) from disk in order to seed local R2.
               serviceBindings: {

@@ -14,6 +14,7 @@ import { predictRoutes } from './routes/predict';
 import { conceptRoutes } from './routes/concepts';
 import { moderateRoutes } from './routes/moderate';
 import { policyRoutes } from './routes/policies';
+import { jobRoutes } from './routes/jobs';
 
 /** Paths and the methods they answer, for 405s with an Allow header. */
 const METHODS: Array<[path: string, allow: string]> = [
@@ -25,6 +26,8 @@ const METHODS: Array<[path: string, allow: string]> = [
   ['/concepts', 'GET'],
   ['/policies', 'GET'],
   ['/policies/:name', 'GET'],
+  ['/jobs', 'POST'],
+  ['/jobs/:id', 'GET'],
   ['/moderate', 'POST'],
   ['/moderate/:policy', 'POST'],
   ['/predictions/:model', 'POST'],
@@ -59,6 +62,8 @@ export function createApp() {
   app.route('/', predictRoutes);
   app.route('/', conceptRoutes);
   app.route('/', policyRoutes);
+  // Its own small body limit, and no admission slot: posting a job does no image work.
+  app.route('/', jobRoutes);
 
   for (const [path, allow] of METHODS) {
     app.all(path, (c) => {

@@ -12,6 +12,7 @@ import { preprocessReference } from '../../src/preprocess/reference';
 import { ensureTestModel, ensureTestModels, TEST_MODEL_DIR } from '../models';
 import { ROOT } from '../../models/src/upload';
 import { startUrlServer } from '../url-server';
+import { startWebhookServer } from '../webhook-server';
 
 export const PARITY_IMAGES = ['chelsea.jpg', 'camera.png'];
 
@@ -46,5 +47,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // The image host of the URL input tests (test/worker/url.test.ts), on 127.0.0.1.
   const urlServer = await startUrlServer();
   project.provide('urlServer', urlServer.base);
-  return urlServer.close;
+  // The webhook receiver of the jobs tests (test/worker/jobs*.test.ts).
+  const webhookServer = await startWebhookServer();
+  project.provide('webhookServer', webhookServer.base);
+  return async () => {
+    await Promise.all([urlServer.close(), webhookServer.close()]);
+  };
 }
