@@ -6,6 +6,7 @@
  */
 import { moderateBody, nativeBody, type ModerateBody, type PredictBody } from '../answers';
 import { isolateAdmission } from '../app';
+import { resultCacheFor, type CacheStatus } from '../cache';
 import { parseConceptList, type Concept } from '../concepts';
 import { getConfig, type Config } from '../config';
 import { badRequest } from '../errors';
@@ -14,25 +15,37 @@ import { classify, type Classification } from '../pipeline/classify';
 import { inlinePolicy, loadPolicy, type ResolvedPolicy } from '../policies';
 import { readImage } from './input';
 
-export async function classifyCall(env: Env, image: unknown, options: unknown): Promise<PredictBody> {
+/** What a call runs in: the entrypoint's env and execution context. */
+export interface CallContext {
+  env: Env;
+  ctx: ExecutionContext;
+}
+
+/** An answer body and whether it came from the result cache (HTTP's X-Cache). */
+export interface Answered<T> {
+  body: T;
+  cache: CacheStatus;
+}
+
+export async function classifyCall({ env, ctx }: CallContext, image: unknown, options: unknown): Promise<Answered<PredictBody>> {
   const started = performance.now();
   const config = getConfig(env);
   // Checked before any waiting or reading, as the routes check their query first.
   const { model, topk, concepts } = parseOptions(options, config);
-  const result = await run(env, config, model, topk, image);
-  return nativeBody(result, performance.now() - started, concepts);
+  const result = await run(env, ctx, config, model, topk, image);
+  return { body: nativeBody(result, performance.now() - started, concepts), cache: result.cache };
 }
 
-export async function moderateCall(env: Env, image: unknown, policy: unknown): Promise<ModerateBody> {
+export async function moderateCall({ env, ctx }: CallContext, image: unknown, policy: unknown): Promise<Answered<ModerateBody>> {
   const started = performance.now();
   const config = getConfig(env);
   const resolved = await resolvePolicy(env, config, policy);
-  const result = await run(env, config, config.defaultModel, 5, image);
-  return moderateBody(result, resolved, performance.now() - started);
+  const result = await run(env, ctx, config, config.defaultModel, 5, image);
+  return { body: moderateBody(result, resolved, performance.now() - started), cache: result.cache };
 }
 
 /** Admission, the image, the pipeline: what the admit middleware and the routes do for HTTP. */
-async function run(env: Env, config: Config, model: string, topk: number, image: unknown): Promise<Classification> {
+async function run(env: Env, ctx: ExecutionContext, config: Config, model: string, topk: number, image: unknown): Promise<Classification> {
   const deadline = Date.now() + config.requestTimeoutMs;
   const admission = isolateAdmission(config);
   const release = await admission.enter(deadline);
@@ -43,6 +56,8 @@ async function run(env: Env, config: Config, model: string, topk: number, image:
       limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
       deadlineMs: deadline,
       reserveMemory: (bytes) => admission.reserve(bytes, deadline),
+      // The same entries as HTTP's. No host: the name the caller reached us on is unknown.
+      cache: resultCacheFor(env, (promise) => ctx.waitUntil(promise), undefined),
     });
   } finally {
     release();

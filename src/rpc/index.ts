@@ -6,24 +6,25 @@
  */
 import { WorkerEntrypoint } from 'cloudflare:workers';
 import { ApiError } from '../errors';
-import { classifyCall, moderateCall } from './calls';
+import { classifyCall, moderateCall, type Answered } from './calls';
 import type { ClassifierRpc, ClassifyOptions, ClassifyResult, ImageInput, ModerateResult, PolicyInput, RpcError, RpcResult } from './types';
 
 export class Classifier extends WorkerEntrypoint<Env> implements ClassifierRpc {
   /** As `POST /predict/:model`: top-K classes and, if asked, concepts. */
   classify(image: ImageInput, options?: ClassifyOptions): Promise<ClassifyResult> {
-    return settle('classify', () => classifyCall(this.env, image, options));
+    return settle('classify', () => classifyCall({ env: this.env, ctx: this.ctx }, image, options));
   }
 
   /** As `POST /moderate`: a decision per the named, inline or default policy. */
   moderate(image: ImageInput, policy?: PolicyInput): Promise<ModerateResult> {
-    return settle('moderate', () => moderateCall(this.env, image, policy));
+    return settle('moderate', () => moderateCall({ env: this.env, ctx: this.ctx }, image, policy));
   }
 }
 
-async function settle<T extends object>(method: string, work: () => Promise<T>): Promise<RpcResult<T>> {
+async function settle<T extends object>(method: string, work: () => Promise<Answered<T>>): Promise<RpcResult<T>> {
   try {
-    return { ok: true, ...(await work()) };
+    const { body, cache } = await work();
+    return { ok: true, cache, ...body };
   } catch (err) {
     return { ok: false, error: rpcError(method, err) };
   }

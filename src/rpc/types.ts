@@ -65,7 +65,13 @@ export interface RpcError {
  * Errors thrown across RPC keep only their message, so every failure the caller can act on
  * comes back as a value instead.
  */
-export type RpcResult<T> = ({ ok: true } & T) | { ok: false; error: RpcError };
+export type RpcResult<T> = ({ ok: true; cache: CacheStatus } & T) | { ok: false; error: RpcError };
+
+/**
+ * Whether the answer came from the result cache (HTTP's X-Cache header): HIT, MISS, or
+ * BYPASS when there is no cache (CACHE_TTL_SECONDS is 0).
+ */
+export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS';
 
 export type ClassifyResult = RpcResult<PredictBody>;
 export type ModerateResult = RpcResult<ModerateBody>;

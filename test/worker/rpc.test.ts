@@ -273,6 +273,41 @@ describe('RPC and HTTP share the isolate admission', () => {
   });
 });
 
+describe('result cache over RPC', () => {
+  const vars = { CACHE_TTL_SECONDS: '60' };
+  /** The photo with bytes of its own after its end: an image no other test (or run) has cached. */
+  function unique(image: Uint8Array): Uint8Array {
+    const bytes = new Uint8Array(image.byteLength + 16);
+    bytes.set(image);
+    crypto.getRandomValues(bytes.subarray(image.byteLength));
+    return bytes;
+  }
+
+  it('shares entries with HTTP both ways, for classify and moderate', async () => {
+    const first = unique(cat);
+    const res = await call('/predict/resnet18v1', { method: 'POST', body: first }, vars);
+    expect(res.headers.get('X-Cache')).toBe('MISS');
+    const http = (await res.json()) as NativeAnswer;
+    const hit = ok(await direct(vars, (c) => c.classify(first)));
+    expect(hit.cache).toBe('HIT');
+    expect(hit.images).toEqual(http.images);
+    const moderated = ok(await direct(vars, (c) => c.moderate(first, 'rpc-block')));
+    expect(moderated.cache).toBe('HIT');
+    expect(moderated.images[0]!.predictions).toEqual(http.images[0]!.predictions);
+
+    const second = unique(png);
+    const miss = ok(await direct(vars, (c) => c.classify(second)));
+    expect(miss.cache).toBe('MISS');
+    const again = await call('/predict/resnet18v1', { method: 'POST', body: second }, vars);
+    expect(again.headers.get('X-Cache')).toBe('HIT');
+    expect(((await again.json()) as NativeAnswer).images).toEqual(miss.images);
+  });
+
+  it('answers BYPASS when the cache is off (CACHE_TTL_SECONDS = 0, as in this pool)', async () => {
+    expect(ok(await direct({ CACHE_TTL_SECONDS: '0' }, (c) => c.classify(cat))).cache).toBe('BYPASS');
+  });
+});
+
 describe('moderate over RPC', () => {
   async function httpModerate(path: string, body: BodyInit | object): Promise<Record<string, unknown>> {
     const json = !(body instanceof Uint8Array || body instanceof FormData);
