@@ -3,6 +3,14 @@
  *
  *   npx tsx bench/jpeg-decode.ts                 speed: medians of interleaved runs
  *   npx tsx bench/jpeg-decode.ts --reduced DIR   crop difference of reduced-scale decodes
+ *   npx tsx bench/jpeg-decode.ts --workerd [--against DIR] [--runs N] [FILE@SCALE ...]
+ *                                                speed inside workerd (wrangler's, V8 defaults), where
+ *                                                the Worker decodes; with --against, paired with the
+ *                                                decoder of another checkout (e.g. `git archive <rev>
+ *                                                src | tar -x -C DIR`): old/new ratios of interleaved runs
+ *
+ * --workerd defaults to the benchmark's own 12 MP baseline and progressive JPEGs at 1/4 and its
+ * 640x480 at full scale (bench/tmp/images, made by `npm run bench`), else Pillow-made photos.
  *
  * --reduced reads DIR/*.jpg, each with DIR/<name>.rgb, Pillow's full RGB decode of it (made by
  * upscaling the photos in ../shared/data/photos to 1024, 2048 and 4032 on the long side with
@@ -111,6 +119,124 @@ function reduced(dir: string): void {
   }
 }
 
+/**
+ * A Worker that decodes the POSTed JPEG `n` times with ours (`?v=cur`) or the reference
+ * checkout's (`?v=ref`) and answers the milliseconds, run by workerd alone (no wrangler dev
+ * proxy, no pipeline) so the figure is the decoder's.
+ */
+async function workerdSpeed(args: string[]): Promise<void> {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { spawn } = await import('node:child_process');
+  const { createRequire } = await import('node:module');
+  const { build } = await import('esbuild');
+  const root = join(import.meta.dirname, '..');
+  const opt = (name: string): string | undefined => {
+    const k = args.indexOf(name);
+    if (k < 0) return undefined;
+    const v = args[k + 1];
+    args.splice(k, 2);
+    return v;
+  };
+  const against = opt('--against');
+  const runs = Number(opt('--runs') ?? 15);
+  let specs = args.filter((a) => a !== '--workerd');
+  if (specs.length === 0) {
+    const dir = join(root, 'bench/tmp/images');
+    const have = (f: string): boolean => readdirSync(dir, { withFileTypes: true }).some((d) => d.name === f);
+    try {
+      if (have('4032x3024.jpg') && have('4032x3024-progressive.jpg') && have('640x480.jpg')) {
+        specs = [`${dir}/4032x3024.jpg@4`, `${dir}/4032x3024-progressive.jpg@4`, `${dir}/640x480.jpg@1`];
+      }
+    } catch {
+      // no bench images yet
+    }
+  }
+  const tmp = await mkdtemp(join(tmpdir(), 'jpeg-workerd-'));
+  const inputs: { name: string; bytes: Uint8Array; scale: number }[] = [];
+  if (specs.length === 0) {
+    inputs.push({ name: '4032x3024 baseline (Pillow) @1/4', bytes: await makePhoto(4032, 3024, false), scale: 4 });
+    inputs.push({ name: '4032x3024 progressive (Pillow) @1/4', bytes: await makePhoto(4032, 3024, true), scale: 4 });
+    inputs.push({ name: '640x480 baseline (Pillow) @1', bytes: await makePhoto(640, 480, false), scale: 1 });
+  } else {
+    for (const spec of specs) {
+      const [file, scale] = spec.split('@');
+      inputs.push({ name: `${file!.split('/').pop()} @1/${scale ?? 1}`, bytes: new Uint8Array(readFileSync(file!)), scale: Number(scale ?? 1) });
+    }
+  }
+  const worker = `
+import { readJpegHeader } from ${JSON.stringify(join(root, 'src/image/jpeg'))};
+import { decodeJpegImage as cur } from ${JSON.stringify(join(root, 'src/image/jpeg/index'))};
+${against ? `import { decodeJpegImage as ref } from ${JSON.stringify(join(against, 'src/image/jpeg/index'))};` : 'const ref = cur;'}
+const LIMITS = { maxPixels: 100e6, maxMemoryMB: 1024 };
+export default {
+  async fetch(req) {
+    const u = new URL(req.url);
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    const h = readJpegHeader(bytes);
+    const decode = u.searchParams.get('v') === 'ref' ? ref : cur;
+    const scale = Number(u.searchParams.get('s'));
+    const n = Number(u.searchParams.get('n'));
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) decode(bytes, h, scale, LIMITS);
+    return new Response(String(performance.now() - t0));
+  },
+};`;
+  await writeFile(join(tmp, 'worker.ts'), worker);
+  // The reference checkout has no node_modules of its own: resolve its imports (hono) from ours.
+  await build({ entryPoints: [join(tmp, 'worker.ts')], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', outfile: join(tmp, 'worker.mjs'), nodePaths: [join(root, 'node_modules')], logLevel: 'warning' });
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await writeFile(
+    join(tmp, 'config.capnp'),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .w) ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const w :Workerd.Worker = (modules = [ (name = "worker.mjs", esModule = embed "worker.mjs") ], compatibilityDate = "2025-01-01");
+`,
+  );
+  // wrangler's own workerd: the one `wrangler dev` (and so the benchmark) runs.
+  const fromWrangler = createRequire(join(root, 'node_modules/wrangler/package.json'));
+  const bin = (fromWrangler('workerd') as { default: string }).default;
+  const version = (fromWrangler('workerd/package.json') as { version: string }).version;
+  const proc = spawn(bin, ['serve', join(tmp, 'config.capnp')], { stdio: 'ignore' });
+  try {
+    const call = async (v: string, c: (typeof inputs)[number], n: number): Promise<number> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/?v=${v}&s=${c.scale}&n=${n}`, { method: 'POST', body: c.bytes });
+          if (!res.ok) throw new Error(`workerd: HTTP ${res.status}: ${await res.text()}`);
+          return Number(await res.text()) / n;
+        } catch (err) {
+          if (attempt > 50 || (err instanceof Error && err.message.startsWith('workerd:'))) throw err;
+          await new Promise((r) => setTimeout(r, 100)); // still starting
+        }
+      }
+    };
+    console.log(`workerd ${version} (wrangler's); ${runs} runs after 3 warm-up; milliseconds per decode, medians`);
+    for (const c of inputs) {
+      const n = c.bytes.length < 3e5 ? 10 : 1; // small files: 10 decodes a request, for the clock
+      const cur: number[] = [];
+      const ref: number[] = [];
+      for (let i = 0; i < runs + 3; i++) {
+        const a = against ? await call('ref', c, n) : 0;
+        const b = await call('cur', c, n);
+        if (i >= 3) {
+          ref.push(a);
+          cur.push(b);
+        }
+      }
+      const paired = against ? `   ref ${median(ref).toFixed(1).padStart(6)}   ref/ours ${median(ref.map((x, k) => x / cur[k]!)).toFixed(2)} (median of paired ratios)` : '';
+      console.log(`${c.name.padEnd(40)} ours ${median(cur).toFixed(1).padStart(6)}${paired}`);
+    }
+  } finally {
+    proc.kill();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
 const i = process.argv.indexOf('--reduced');
 if (i >= 0) reduced(process.argv[i + 1] ?? '.');
+else if (process.argv.includes('--workerd')) await workerdSpeed(process.argv.slice(2));
 else await speed();
