@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../bench/workerd';
-import { ROOT, run, uploadModel } from '../../models/src/upload';
+import { BUCKET, ROOT, run } from '../../models/src/upload';
+import { manifestKey, modelKey, type ModelManifest } from '../../src/models/manifest';
 import { policyHash, policyKey, type Policy } from '../../src/policies/schema';
 import { ensureTestModel } from '../models';
 
@@ -32,20 +33,23 @@ let log = '';
 let base: string;
 let weapons: Policy;
 
-/** Policies into local R2 in one wrangler process (each costs seconds to start). */
-async function putPolicies(policies: Policy[]): Promise<void> {
-  const dir = join(persistTo, '.policies');
+/**
+ * The test model and the policies into local R2 in one wrangler process (each costs seconds to
+ * start), the manifest last as uploadModel does it.
+ */
+async function seed(model: { dir: string; manifest: ModelManifest }, policies: Policy[]): Promise<void> {
+  const dir = join(persistTo, '.seed');
   await mkdir(dir, { recursive: true });
-  const files = await Promise.all(
-    policies.map(async (p) => {
-      const file = join(dir, `${p.name}.json`);
-      await writeFile(file, JSON.stringify(p));
-      return { key: policyKey(p.name), file };
-    }),
-  );
+  const files = [{ key: modelKey(model.manifest.id), file: join(model.dir, 'model.onnx') }];
+  for (const p of policies) {
+    const file = join(dir, `${p.name}.json`);
+    await writeFile(file, JSON.stringify(p));
+    files.push({ key: policyKey(p.name), file });
+  }
+  files.push({ key: manifestKey(model.manifest.id), file: join(model.dir, 'manifest.json') });
   const list = join(dir, 'files.json');
   await writeFile(list, JSON.stringify(files));
-  await run(WRANGLER, ['r2', 'bulk', 'put', 'edge-resnet-models', '--filename', list, '--content-type', 'application/json', '--concurrency', '1', '--local', '--persist-to', persistTo]);
+  await run(WRANGLER, ['r2', 'bulk', 'put', BUCKET, '--filename', list, '--concurrency', '1', '--local', '--persist-to', persistTo]);
 }
 
 async function waitReady(timeoutMs: number): Promise<void> {
@@ -68,8 +72,7 @@ beforeAll(async () => {
   persistTo = await mkdtemp(join(tmpdir(), 'edge-resnet-consumer-'));
   const model = await ensureTestModel('resnet18v1', 'int8');
   weapons = JSON.parse(await readFile(join(ROOT, 'examples/policies/weapons.json'), 'utf8')) as Policy;
-  await uploadModel(model.dir, { target: 'local', persistTo });
-  await putPolicies([...POLICIES, weapons]);
+  await seed(model, [...POLICIES, weapons]);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   // The consumer first: wrangler dev serves the first config's Worker on the port and runs
