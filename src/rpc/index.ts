@@ -1,7 +1,7 @@
 /**
  * RPC for other Workers (issue #8 part 5): `Classifier`, bound by a consumer as a service
  * with `entrypoint = "Classifier"`. Exceptions thrown across RPC arrive as bare messages, so
- * every outcome is a value: `{ ok: true, ...answer }` or `{ ok: false, error }` with the code
+ * every outcome is a value: `{ ok: true, cache, ...answer }` or `{ ok: false, error }` with the code
  * and type the same failure has over HTTP. Types for consumers: ./types.ts (`edge-resnet/rpc`).
  */
 import { WorkerEntrypoint } from 'cloudflare:workers';
