@@ -16,13 +16,13 @@ import { readJob, updateJob } from './store';
 import { isFinal, webhookBody, type JobError, type JobMessage, type JobRecord, type R2Notification } from './types';
 
 /** The queue() handler of the default export. */
-export async function handleBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function handleBatch(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
   const deadLetter = batch.queue === jobsConfig(env).deadLetterQueue;
   // Each message waits for its own admission slot, as requests do: the batch fits the isolate.
   await Promise.all(
     batch.messages.map(async (msg) => {
       try {
-        await handleMessage(msg, env, deadLetter);
+        await handleMessage(msg, env, deadLetter, (promise) => ctx.waitUntil(promise));
       } catch (err) {
         // A bug or a storage failure while recording: let the queue try again later.
         console.error(`job message ${msg.id}:`, err);
@@ -73,7 +73,9 @@ async function toJob(body: unknown): Promise<Job | string> {
   return 'neither a job nor an R2 notification';
 }
 
-async function handleMessage(msg: Message<unknown>, env: Env, deadLetter: boolean): Promise<void> {
+type WaitUntil = (promise: Promise<unknown>) => void;
+
+async function handleMessage(msg: Message<unknown>, env: Env, deadLetter: boolean, waitUntil: WaitUntil): Promise<void> {
   const config = jobsConfig(env);
   const job = await toJob(msg.body);
   if (typeof job === 'string') {
@@ -92,7 +94,7 @@ async function handleMessage(msg: Message<unknown>, env: Env, deadLetter: boolea
         reason: `gave up after ${config.maxRetries + 1} attempts: ${record?.lastError ?? 'the consumer failed on every attempt'}`,
       });
     } else {
-      record = await runJob(msg, env, config, job, record, lastAttempt);
+      record = await runJob(msg, env, config, job, record, lastAttempt, waitUntil);
       // Waiting for a retry: nothing to deliver yet.
       if (!isFinal(record)) return;
     }
@@ -101,7 +103,15 @@ async function handleMessage(msg: Message<unknown>, env: Env, deadLetter: boolea
 }
 
 /** Moderates the job; the record returned is final unless the message was sent back to the queue. */
-async function runJob(msg: Message<unknown>, env: Env, config: JobsConfig, job: Job, record: JobRecord | undefined, lastAttempt: boolean): Promise<JobRecord> {
+async function runJob(
+  msg: Message<unknown>,
+  env: Env,
+  config: JobsConfig,
+  job: Job,
+  record: JobRecord | undefined,
+  lastAttempt: boolean,
+  waitUntil: WaitUntil,
+): Promise<JobRecord> {
   const now = new Date().toISOString();
   const running = await updateJob(env.MODELS, job.id, (current) => ({
     ...(current ?? initialRecord(job, now)),
@@ -113,7 +123,7 @@ async function runJob(msg: Message<unknown>, env: Env, config: JobsConfig, job: 
   try {
     const callback = await chooseSource(env, config, job);
     if (callback) await updateJob(env.MODELS, job.id, (current) => current && { ...current, ...callback });
-    const result = await moderateJob(env, job);
+    const result = await moderateJob(env, job, waitUntil);
     return finish(env.MODELS, job, record, msg.attempts, { result });
   } catch (err) {
     const error = toJobError(err);

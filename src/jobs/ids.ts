@@ -10,14 +10,20 @@ const NAMESPACE = 'b3c1f6e2-5d0a-4e7b-9a41-6f2d8c3e7a10';
 export const newJobId = (): string => crypto.randomUUID();
 
 export async function notificationJobId(bucket: string, key: string, eTag: string): Promise<string> {
-  const ns = NAMESPACE.replace(/-/g, '')
+  // Newlines cannot appear in a bucket name or an eTag, and the key is last: the name is unambiguous.
+  return uuidV5(NAMESPACE, `${bucket}\n${eTag}\n${key}`);
+}
+
+/** RFC 9562 UUID version 5: SHA-1 of the namespace's 16 bytes and the name's UTF-8. */
+export async function uuidV5(namespace: string, name: string): Promise<string> {
+  const ns = namespace
+    .replace(/-/g, '')
     .match(/../g)!
     .map((h) => parseInt(h, 16));
-  // Newlines cannot appear in a bucket name, and the key is last: the name is unambiguous.
-  const name = new TextEncoder().encode(`${bucket}\n${eTag}\n${key}`);
-  const input = new Uint8Array(16 + name.byteLength);
+  const bytes = new TextEncoder().encode(name);
+  const input = new Uint8Array(16 + bytes.byteLength);
   input.set(ns);
-  input.set(name, 16);
+  input.set(bytes, 16);
   const hash = new Uint8Array(await crypto.subtle.digest('SHA-1', input)).slice(0, 16);
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;

@@ -5,6 +5,7 @@
  */
 import { moderateBody, type ModerateBody } from '../answers';
 import { isolateAdmission } from '../app';
+import { resultCacheFor } from '../cache';
 import { getConfig, type Config } from '../config';
 import { ApiError, badRequest, notFound, tooLarge } from '../errors';
 import { registryFor } from '../models/registry';
@@ -41,7 +42,8 @@ export async function headUpload(bucket: R2Bucket, key: string, config: Config):
   return { size: head.size, ...(policy ? { policy } : {}), ...(callback ? { callback } : {}) };
 }
 
-export async function moderateJob(env: Env, job: ModerationJob): Promise<ModerateBody> {
+/** `waitUntil`: the consumer's, for result cache writes that outlive the message. */
+export async function moderateJob(env: Env, job: ModerationJob, waitUntil: (promise: Promise<unknown>) => void): Promise<ModerateBody> {
   const started = performance.now();
   const config = getConfig(env);
   const policy = await resolvePolicy(env, config, job.policy);
@@ -55,6 +57,8 @@ export async function moderateJob(env: Env, job: ModerationJob): Promise<Moderat
       limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
       deadlineMs: deadline,
       reserveMemory: (bytes) => admission.reserve(bytes, deadline),
+      // The entries HTTP and RPC use. No host: a queue message was not reached on any name.
+      cache: resultCacheFor(env, waitUntil, undefined),
     });
     return moderateBody(result, policy, performance.now() - started);
   } finally {

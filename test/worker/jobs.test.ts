@@ -8,6 +8,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import worker from '../../src/index';
+import { uuidV5 } from '../../src/jobs/ids';
 import type { JobMessage, JobRecord } from '../../src/jobs/types';
 import { policyKey, type Policy } from '../../src/policies/schema';
 import type { ReceivedHook } from '../webhook-server';
@@ -390,6 +391,11 @@ describe('the consumer, batch by batch', () => {
     expect(new Set(hooks.map((h) => h.headers['idempotency-key']))).toEqual(new Set([msg.id]));
     expect(new Set(hooks.map((h) => h.body)).size).toBe(1);
     expect(JSON.parse(hooks[0]!.body).result).toEqual(stored.result);
+  });
+
+  it('notification ids are RFC 9562 UUIDv5 (its published example)', async () => {
+    // RFC 9562, appendix A.4: the DNS namespace and "www.example.com".
+    expect(await uuidV5('6ba7b810-9dad-11d1-80b4-00c04fd430c8', 'www.example.com')).toBe('2ed6657d-e927-568b-95e1-2665a8aea6a2');
   });
 
   it('messages that are neither jobs nor notifications are dropped', async () => {
