@@ -145,16 +145,22 @@ export class WranglerDev {
   }
 
   /** `configs`: the front Worker's config first, then any stage Workers' (one workerd, several Workers). */
-  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000): Promise<WranglerDev> {
+  /**
+   * `resultCache`: keep the result cache (src/cache) as wrangler.toml configures it. Off by
+   * default: every figure but bench/cache.ts posts the same bytes again and again, and would
+   * measure cache hits instead of decoding and inference.
+   */
+  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: { resultCache?: boolean } = {}): Promise<WranglerDev> {
     const port = await freePort();
     // V8 runs with its defaults here: wrangler 4.86's own miniflare does not read
     // MINIFLARE_WORKERD_V8_FLAGS (only the test pool's newer one does, see vitest.config.ts).
     // Debug logging is how wrangler tells where the runtime listens (see runtimeBase).
     const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG: 'debug' };
+    const cacheVars = options.resultCache ? [] : ['--var', 'CACHE_TTL_SECONDS:0'];
     const started = performance.now();
     const child = spawn(
       WRANGLER,
-      ['dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--show-interactive-dev-session=false'],
+      ['dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--show-interactive-dev-session=false', ...cacheVars],
       // Own process group: wrangler starts workerd as a child, and stop() kills the group.
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env },
     );
