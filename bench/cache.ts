@@ -92,7 +92,7 @@ export async function cacheFigure(o: { model: string; n: number; sizes: Array<[n
   const { dir, manifest } = await burstModel(o.model, false);
   await ensureUploaded(persistTo, o.model, dir, manifest);
   const configs = o.workers === 'snapshot' ? (await snapshotWorkers(join(persistTo, `.snapshot-${process.pid}`))).all : CONFIGS.map((c) => join(ROOT, c));
-  const dev = await WranglerDev.start(configs, persistTo);
+  const dev = await WranglerDev.start(configs, persistTo, undefined, { resultCache: true });
   const rows: CacheRow[] = [];
   try {
     const base = dev.runtimeBase;

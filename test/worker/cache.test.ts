@@ -11,9 +11,9 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import worker from '../../src/index';
-import { kvStore, ResultCache, type ResultStore } from '../../src/cache';
+import { kvStore, modelVersion, resultCacheFor, ResultCache, type ResultStore } from '../../src/cache';
 import { ModelRegistry } from '../../src/models/registry';
-import { manifestKey, type ModelManifest } from '../../src/models/manifest';
+import { IMAGENET_PREPROCESS, manifestKey, type ModelManifest } from '../../src/models/manifest';
 import { call, fixture, form, seedModel, testEnv, type NativeAnswer } from './helpers';
 
 /** The cache on, whatever the pool's default; budget lifted for the extra registries below. */
@@ -346,5 +346,43 @@ describe('ResultCache and its stores', () => {
     const now = Date.now();
     vi.spyOn(Date, 'now').mockReturnValue(now + 1500);
     expect(await store.get('ttl-test')).toBeNull();
+  });
+
+  it('modelVersion changes with the weights, any stage, the preprocessing or the labels, not with the id', async () => {
+    const stage = (sha256: string) => ({ sha256, bytes: 1, input: { name: 'a', type: 'float32' as const, shape: [] }, output: { name: 'b', type: 'float32' as const, shape: [] } });
+    const base = {
+      id: 'resnet101v1',
+      sha256: 'a'.repeat(64),
+      preprocess: IMAGENET_PREPROCESS,
+      labels: 'imagenet-1k',
+      stages: [stage('1'.repeat(64)), stage('2'.repeat(64))],
+    } as unknown as ModelManifest;
+    const version = await modelVersion(base);
+    expect(version).toMatch(/^[0-9a-f]{64}$/);
+    expect(await modelVersion({ ...base, id: 'other', notes: { x: 1 } })).toBe(version);
+    const changed: ModelManifest[] = [
+      { ...base, sha256: 'b'.repeat(64) },
+      { ...base, stages: [stage('1'.repeat(64)), stage('3'.repeat(64))] },
+      { ...base, stages: undefined },
+      { ...base, preprocess: { ...IMAGENET_PREPROCESS, resizeShorter: 288 } },
+      { ...base, labels: 'other' as ModelManifest['labels'] },
+    ];
+    for (const m of changed) expect(await modelVersion(m)).not.toBe(version);
+  });
+
+  it('resultCacheFor picks the backing by host: Cache API, KV on *.workers.dev, both without a host (RPC)', () => {
+    const env = (vars: Partial<Env>) => ({ ...testEnv, ...vars }) as Env;
+    const on = env(ON);
+    const backing = (e: Env, host: string | undefined) => resultCacheFor(e, () => undefined, host)?.backing;
+    expect(backing(on, 'edge.example.com')).toEqual(['cache-api']);
+    expect(backing(on, '127.0.0.1')).toEqual(['cache-api']);
+    expect(backing(on, 'edge-resnet.someone.workers.dev')).toEqual(['kv']);
+    expect(backing(on, 'EDGE.WORKERS.DEV')).toEqual(['kv']);
+    expect(backing(on, 'workers.dev.example.com')).toEqual(['cache-api']);
+    expect(backing(on, undefined)).toEqual(['cache-api', 'kv']);
+    const noKv = env({ ...ON, RESULTS: undefined } as unknown as Partial<Env>);
+    expect(backing(noKv, 'a.workers.dev')).toBeUndefined();
+    expect(backing(noKv, undefined)).toEqual(['cache-api']);
+    expect(backing(env(OFF), 'edge.example.com')).toBeUndefined();
   });
 });
