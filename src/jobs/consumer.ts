@@ -128,10 +128,11 @@ async function runJob(
   } catch (err) {
     const error = toJobError(err);
     if (isTransient(err) && !lastAttempt) {
-      const delaySeconds = backoff(config, msg.attempts);
-      await updateJob(env.MODELS, job.id, (current) => current && { ...current, status: 'queued', lastError: error.message, updatedAt: new Date().toISOString() });
-      msg.retry({ delaySeconds });
-      return (await readJob(env.MODELS, job.id))!.record;
+      const waiting = await updateJob(env.MODELS, job.id, (current) => current && { ...current, status: 'queued', lastError: error.message, updatedAt: new Date().toISOString() });
+      // A duplicate delivery finished the job meanwhile: deliver its outcome instead of retrying.
+      if (isFinal(waiting)) return waiting!;
+      msg.retry({ delaySeconds: backoff(config, msg.attempts) });
+      return waiting!;
     }
     const reason = isTransient(err) ? `gave up after ${msg.attempts} attempts: ${error.message}` : error.message;
     return finish(env.MODELS, job, record, msg.attempts, { error, reason });

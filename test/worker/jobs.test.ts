@@ -131,6 +131,8 @@ describe('POST /jobs refuses at once what could never run', () => {
     await expectError(await postJob({ key: 'cat.jpg', policy: huge }), 400, 'bad_request', /body\.policy: must be at most 16384 bytes/);
     await expectError(await postJob({ key: 'cat.jpg', policy: { name: 'p', rules: [{ concept: 'dog', threshold: 2, action: 'block' }] } }), 400, 'bad_request', /policy\.rules\[0\]\.threshold/);
     await expectError(await postJob({ key: 'cat.jpg', model: '../x' }), 400, 'bad_request', /body\.model/);
+    // The body itself is bounded well under MAX_BODY_BYTES: a job is small.
+    await expectError(await postJob({ key: 'cat.jpg', pad: 'z'.repeat(64 * 1024) }), 413, 'payload_too_large', /job body over/);
   });
 
   it('404 for an unknown policy or object, 413 for an object over MAX_BODY_BYTES, 400 for a refused URL', async () => {
