@@ -315,6 +315,21 @@ describe('the consumer, batch by batch', () => {
     expect(await received(name)).toHaveLength(6);
   });
 
+  it('a callback answering 408 or 429, timing out or unreachable is retried', async () => {
+    const closed = `http://127.0.0.1:${new URL(HOOKS).port === '1' ? 2 : 1}/hook`;
+    const cases: Array<[string, RegExp]> = [
+      [`${HOOKS}/hook/${hookName('t408')}?status=408`, /answered 408/],
+      [`${HOOKS}/hook/${hookName('t429')}?status=429`, /answered 429/],
+      [`${HOOKS}/hook/${hookName('slow')}?slow=3000`, /timed out after 300 ms/],
+      [closed, /unreachable/],
+    ];
+    for (const [callback, reason] of cases) {
+      const msg = jobMessage({ source: { key: 'cat.jpg' }, policy: ALLOW.name, callback });
+      expect(await attempt(msg, 2, { WEBHOOK_TIMEOUT_MS: '300' })).toEqual({ ack: false, retryIn: 2 });
+      expect(await record(msg.id)).toMatchObject({ status: 'done', delivery: { status: 'pending', reason: expect.stringMatching(reason) } });
+    }
+  });
+
   it('a callback answering another 4xx or a redirect fails at once; the redirect is not followed', async () => {
     for (const query of ['status=404', 'redirect=1']) {
       const name = hookName('gone');
