@@ -9,6 +9,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from 'clou
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import worker from '../../src/index';
 import { uuidV5 } from '../../src/jobs/ids';
+import { jobKey, updateJob } from '../../src/jobs/store';
 import type { JobMessage, JobRecord } from '../../src/jobs/types';
 import { policyKey, type Policy } from '../../src/policies/schema';
 import type { ReceivedHook } from '../webhook-server';
@@ -418,6 +419,33 @@ describe('the consumer, batch by batch', () => {
   it('messages that are neither jobs nor notifications are dropped', async () => {
     expect(await attempt('hello', 1)).toEqual({ ack: true });
     expect(await attempt({ type: 'other' }, 1)).toEqual({ ack: true });
+  });
+});
+
+describe('job records', () => {
+  const base = (id: string): JobRecord => ({
+    id,
+    status: 'running',
+    source: { key: 'cat.jpg' },
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    attempts: 0,
+    delivery: { status: 'none', attempts: 0 },
+  });
+
+  it('conditional writes: created only where none exists, no update lost to a concurrent one, a final outcome never replaced', async () => {
+    const id = crypto.randomUUID();
+    await updateJob(testEnv.MODELS, id, () => base(id));
+    // R2's create-only put, as the store relies on it.
+    expect(await testEnv.MODELS.put(jobKey(id), '{}', { onlyIf: { etagDoesNotMatch: '*' } })).toBeNull();
+    await Promise.all(Array.from({ length: 5 }, () => updateJob(testEnv.MODELS, id, (r) => r && { ...r, attempts: r.attempts + 1 })));
+    expect(await record(id)).toMatchObject({ status: 'running', attempts: 5 });
+    await updateJob(testEnv.MODELS, id, (r) => r && { ...r, status: 'failed', reason: 'first', completedAt: 'x' });
+    const kept = await updateJob(testEnv.MODELS, id, (r) => r && { ...r, status: 'done', reason: 'second' });
+    expect(kept).toMatchObject({ status: 'failed', reason: 'first' });
+    // Delivery state may change on a final record, its outcome may not.
+    await updateJob(testEnv.MODELS, id, (r) => r && { ...r, status: 'done', reason: 'third', delivery: { status: 'delivered', attempts: 1 } }, { allowFinal: true });
+    expect(await record(id)).toMatchObject({ status: 'failed', reason: 'first', delivery: { status: 'delivered', attempts: 1 } });
   });
 });
 
