@@ -65,6 +65,43 @@ export const PROXY_RESET = /Your worker restarted mid-request/;
 
 /** wrangler (4.86) debug log: `"userWorkerUrl":{"protocol":"http:","hostname":"127.0.0.1","port":"40195"}`. */
 const USER_WORKER_URL = /"userWorkerUrl":\{"protocol":"(https?:)","hostname":"([^"]+)","port":"(\d+)"\}/g;
+/**
+ * The pid of the process listening on a local TCP port (Linux /proc), e.g. the runtime behind
+ * `runtimeBase`; undefined elsewhere or when not found.
+ */
+export async function pidListeningOn(port: number): Promise<number | undefined> {
+  const { readdir, readlink } = await import('node:fs/promises');
+  let inode: string | undefined;
+  try {
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      for (const line of (await readFile(table, 'utf8')).split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        // local_address is hex ip:port; state 0A is LISTEN; field 9 is the inode.
+        if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inode = f[9];
+      }
+    }
+    if (!inode) return undefined;
+    for (const pid of await readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      let fds: string[];
+      try {
+        fds = await readdir(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          if ((await readlink(`/proc/${pid}/fd/${fd}`)) === `socket:[${inode}]`) return Number(pid);
+        } catch {
+          // closed meanwhile
+        }
+      }
+    }
+  } catch {
+    // not Linux
+  }
+  return undefined;
+}
 
 /** The Workers of a local deployment as wrangler dev runs them: the front, then the stage Workers. */
 export interface WorkerConfigs {
@@ -120,9 +157,12 @@ export class WranglerDev {
   private log = '';
   /** The runtime's own address (the user Worker socket behind wrangler's proxy), once known. */
   private runtime: string | undefined;
+
   private constructor(
     private readonly child: ChildProcess,
     readonly base: string,
+    /** wrangler's inspector proxy: DevTools' /json lists the front Worker's WebSocket. */
+    readonly inspectorPort: number,
     /** Spawn to first answer, milliseconds. */
     public readyMs = 0,
   ) {
@@ -152,6 +192,8 @@ export class WranglerDev {
    */
   static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: { resultCache?: boolean } = {}): Promise<WranglerDev> {
     const port = await freePort();
+    // wrangler's own inspector proxy (DevTools protocol for the front Worker), on a known port.
+    const inspectorPort = await freePort();
     // V8 runs with its defaults here: wrangler 4.86's own miniflare does not read
     // MINIFLARE_WORKERD_V8_FLAGS (only the test pool's newer one does, see vitest.config.ts).
     // Debug logging is how wrangler tells where the runtime listens (see runtimeBase).
@@ -160,11 +202,11 @@ export class WranglerDev {
     const started = performance.now();
     const child = spawn(
       WRANGLER,
-      ['dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--show-interactive-dev-session=false', ...cacheVars],
+      ['dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--inspector-port', String(inspectorPort), '--show-interactive-dev-session=false', ...cacheVars],
       // Own process group: wrangler starts workerd as a child, and stop() kills the group.
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env },
     );
-    const dev = new WranglerDev(child, `http://127.0.0.1:${port}`);
+    const dev = new WranglerDev(child, `http://127.0.0.1:${port}`, inspectorPort);
     WranglerDev.live.add(dev);
     try {
       await dev.waitReady(timeoutMs);

@@ -1,5 +1,5 @@
 import { Hono, type MiddlewareHandler } from 'hono';
-import { admissionFor, type Admission, type Admitted } from './admission';
+import { admissionFor, uploadBytes, type Admission, type Admitted } from './admission';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { getConfig, type Config } from './config';
@@ -46,7 +46,7 @@ export function createApp() {
       origin: (origin, c) => (getConfig(c.env).corsOrigins.includes(origin) ? origin : null),
       allowMethods: ['GET', 'POST'],
       allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type'],
-      exposeHeaders: ['Server-Timing', 'X-Model-Id', 'X-Model-Weights', 'Warning'],
+      exposeHeaders: ['Server-Timing', 'X-Model-Id', 'X-Model-Weights', 'Warning', 'X-Cache'],
       maxAge: 600,
     }),
   );
@@ -89,15 +89,26 @@ const auth = apiKey({ key: (c) => getConfig(c.env).apiKey });
  * Admission (for decode memory) and the request's deadline in the context.
  */
 const admit: MiddlewareHandler<AppEnv> = async (c, next) => {
+  // One request may meet this middleware twice (`/predict/*` also matches `/predict`, and
+  // `/moderate/predict` is also `/:model/predict`): it is admitted once.
+  if (c.var.deadline !== undefined) return next();
   const config = getConfig(c.env);
   const deadline = Date.now() + config.requestTimeoutMs;
+  c.set('deadline', deadline);
   const admission = isolateAdmission(config);
   const release = await admission.enter(deadline);
-  c.set('admission', admission);
-  c.set('deadline', deadline);
+  let releaseUpload: (() => void) | undefined;
   try {
+    const upload = uploadBytes(c.req.header('Content-Type'), c.req.header('Content-Length'), config.maxBodyBytes);
+    // A body of unannounced length (chunked) is held to the body limit while read; it reserves
+    // one slot's share of half the room (the other half is for decoding), not the limit, which
+    // would shut everyone else out.
+    const share = Math.floor(admission.room / (2 * config.maxInFlight));
+    releaseUpload = await admission.reserveUpload(upload.announced ? upload.bytes : Math.min(upload.bytes, share), deadline);
+    c.set('admission', admission);
     await next();
   } finally {
+    releaseUpload?.();
     release();
   }
 };

@@ -30,7 +30,8 @@ export interface AdmissionOptions {
 export type Release = () => void;
 
 interface Waiter {
-  kind: 'slot' | 'memory';
+  /** `upload`: memory for a request's body, queued apart so it never holds up admitted decodes. */
+  kind: 'slot' | 'memory' | 'upload';
   bytes: number;
   grant: () => void;
 }
@@ -70,15 +71,36 @@ export class Admission {
    * this model) is refused at once with 413, since waiting cannot help it.
    */
   reserve(bytes: number, deadlineMs = Infinity): Promise<Release> {
-    const room = this.options.budgetBytes - this.options.baseline();
-    if (bytes > room) {
-      throw tooLarge(
-        `image needs ${mib(bytes)} to decode; beside the ${mib(this.options.baseline())} the model and decoders hold, this isolate's memory budget of ${mib(this.options.budgetBytes)} leaves ${mib(Math.max(0, room))}`,
-      );
-    }
+    this.#refuseBeyondRoom(bytes, 'image needs', 'to decode');
     return this.#acquire({ kind: 'memory', bytes }, deadlineMs, () => {
       this.#reserved -= bytes;
     });
+  }
+
+  /**
+   * Memory for a request's upload, taken once the request has its slot and before the body is
+   * read: bodies live in the isolate too, and 8 slots of 15 MB PNGs are 120 MB. Queued apart
+   * from decode memory, so requests already reading their images finish first.
+   */
+  reserveUpload(bytes: number, deadlineMs = Infinity): Promise<Release> {
+    this.#refuseBeyondRoom(bytes, 'upload needs', 'to hold');
+    return this.#acquire({ kind: 'upload', bytes }, deadlineMs, () => {
+      this.#reserved -= bytes;
+    });
+  }
+
+  /** Memory an idle isolate has beside what it holds between requests. */
+  get room(): number {
+    return Math.max(0, this.options.budgetBytes - this.options.baseline());
+  }
+
+  #refuseBeyondRoom(bytes: number, what: string, why: string): void {
+    const room = this.options.budgetBytes - this.options.baseline();
+    if (bytes > room) {
+      throw tooLarge(
+        `${what} ${mib(bytes)} ${why}; beside the ${mib(this.options.baseline())} the model and decoders hold, this isolate's memory budget of ${mib(this.options.budgetBytes)} leaves ${mib(Math.max(0, room))}`,
+      );
+    }
   }
 
   #fits(w: Pick<Waiter, 'kind' | 'bytes'>): boolean {
@@ -123,7 +145,7 @@ export class Admission {
         const what =
           request.kind === 'slot'
             ? `all ${this.options.maxInFlight} request slots of this isolate stayed busy`
-            : `decode memory stayed taken (${mib(this.#reserved)} reserved, model ${mib(this.options.baseline())}, budget ${mib(this.options.budgetBytes)})`;
+            : `memory for ${request.kind === 'upload' ? 'the upload' : 'decoding'} stayed taken (${mib(this.#reserved)} reserved, model ${mib(this.options.baseline())}, budget ${mib(this.options.budgetBytes)})`;
         reject(overloaded(`server busy: ${what} for ${Math.round(wait)} ms; retry shortly`, Math.max(1, Math.ceil(this.options.waitMs / 1000))));
       }, wait);
       this.#queue.push(waiter);
@@ -145,6 +167,17 @@ export class Admission {
       }
     }
   }
+}
+
+/**
+ * What reading a request's body costs the isolate: its announced length (else the body limit,
+ * which reading enforces), twice over for multipart, where the parsed parts are held while each
+ * file is copied out (an estimate; bench/heap-burst.ts measures the isolate under such bursts).
+ */
+export function uploadBytes(contentType: string | undefined, contentLength: string | undefined, maxBodyBytes: number): { bytes: number; announced: boolean } {
+  const announced = contentLength !== undefined && /^\d+$/.test(contentLength);
+  const length = announced ? Math.min(Number(contentLength), maxBodyBytes) : maxBodyBytes;
+  return { bytes: /^multipart\/form-data/i.test(contentType ?? '') ? 2 * length : length, announced };
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Admission control (src/admission): slots, the memory budget, waiting, order and deadlines. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Admission, withDeadline } from '../../src/admission';
+import { Admission, uploadBytes, withDeadline } from '../../src/admission';
+
 import { ApiError } from '../../src/errors';
 
 const MiB = 1024 * 1024;
@@ -127,6 +128,42 @@ describe('memory budget', () => {
     expect(await large).toMatchObject({ type: 'overloaded' });
     await flush();
     expect(small).toBe(true);
+  });
+});
+
+describe('upload memory', () => {
+  it('shares the budget with decodes, but a waiting upload never holds up an admitted decode', async () => {
+    const a = admission(); // 32 MiB of room beside an 80 MiB heap
+    await a.reserveUpload(20 * MiB);
+    const upload = a.reserveUpload(20 * MiB).then(
+      () => 'admitted',
+      (e: unknown) => e,
+    );
+    await flush();
+    expect(a.state).toMatchObject({ reservedBytes: 20 * MiB, waiting: 1 });
+    // A decode of an admitted request fits in what is left and goes ahead of the queued upload.
+    const decode = await a.reserve(10 * MiB);
+    expect(a.state.reservedBytes).toBe(30 * MiB);
+    decode();
+    await vi.advanceTimersByTimeAsync(1000);
+    const refused = await upload;
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).message).toMatch(/memory for the upload stayed taken/);
+  });
+
+  it('refuses at once (413) an upload that could not fit even in an idle isolate', () => {
+    expect(() => a413()).toThrow(/upload needs 40 MiB to hold/);
+    function a413() {
+      return admission().reserveUpload(40 * MiB);
+    }
+  });
+
+  it('costs an upload its announced length, twice for multipart, the body limit when unannounced', () => {
+    expect(uploadBytes('image/jpeg', '1000', 20 * MiB)).toEqual({ bytes: 1000, announced: true });
+    expect(uploadBytes('multipart/form-data; boundary=x', '1000', 20 * MiB)).toEqual({ bytes: 2000, announced: true });
+    expect(uploadBytes('image/png', String(50 * MiB), 20 * MiB)).toEqual({ bytes: 20 * MiB, announced: true });
+    expect(uploadBytes('image/png', undefined, 20 * MiB)).toEqual({ bytes: 20 * MiB, announced: false });
+    expect(uploadBytes('image/png', '12abc', 20 * MiB)).toEqual({ bytes: 20 * MiB, announced: false });
   });
 });
 

@@ -72,6 +72,50 @@ describe('admission control', () => {
     expect((await send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) })).status).toBe(200);
   });
 
+  it('admits a request once, whatever route patterns it matches: POST /predict with one slot', async () => {
+    // `/predict/*` also matches `/predict`; `/moderate/predict` is also `/:model/predict`.
+    const env = { ...testEnv, MAX_IN_FLIGHT: '1', ADMISSION_WAIT_MS: '50' } as Env;
+    expect((await send(env, '/predict', { method: 'POST', body: form(cat) })).status).toBe(200);
+    const inline = JSON.stringify({ name: 'p', rules: [{ concept: 'dog', threshold: 0.5, action: 'flag' }] });
+    const moderated = form(cat);
+    moderated.append('policy', inline);
+    // A policy named "predict" does not exist: 404 from the route, not a 503 from admitting twice.
+    const res = await send(env, '/moderate/predict', { method: 'POST', body: form(cat) });
+    expect(res.status).toBe(404);
+    expect((await send(env, '/moderate', { method: 'POST', body: moderated })).status).toBe(200);
+  });
+
+  it('counts the upload itself against the memory budget: a second large body waits, then gets a fast 503', async () => {
+    // The first request holds its upload's memory while its model load hangs; the budget has
+    // room for one 7 MiB body beside the isolate's heap, not two.
+    const stall = stallingBucket();
+    const env = { ...testEnv, MODELS: stall.bucket, ADMISSION_WAIT_MS: '100' } as Env;
+    const models = (await (await send(env, '/models', { method: 'GET' })).json()) as { isolate: { wasmHeapBytes: number | null } };
+    const budgetMB = Math.ceil((models.isolate.wasmHeapBytes ?? 0) / 2 ** 20) + 10;
+    const tight = { ...env, MEMORY_BUDGET_MB: String(budgetMB) } as Env;
+    const big = new Uint8Array(7 * 2 ** 20);
+    big.set(cat);
+    const headers = { 'Content-Type': 'image/jpeg', 'Content-Length': String(big.byteLength) };
+    const first = send(tight, '/predict/resnet18v1', { method: 'POST', body: big, headers });
+    while (stall.stalled() === 0) await new Promise((r) => setTimeout(r, 5));
+    const second = await send(tight, '/predict/resnet18v1', { method: 'POST', body: big, headers });
+    expect(second.status).toBe(503);
+    const body = (await second.json()) as ErrorAnswer;
+    expect(body).toMatchObject({ type: 'overloaded' });
+    expect(body.message).toMatch(/memory for the upload stayed taken/);
+    // The first was admitted and goes on once the model arrives (what it answers then is the
+    // decoder's and the decode budget's business: with the model loaded, this budget is tight).
+    stall.open(true);
+    expect((await first).status).not.toBe(503);
+  });
+
+  it('refuses at once an upload that could not fit even in an idle isolate', async () => {
+    const env = { ...testEnv, MEMORY_BUDGET_MB: '1' } as Env;
+    const res = await send(env, '/predict/resnet18v1', { method: 'POST', body: new Uint8Array(2 * 1024 * 1024), headers: { 'Content-Type': 'image/jpeg', 'Content-Length': String(2 * 1024 * 1024) } });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as ErrorAnswer).message).toMatch(/upload needs 2 MiB to hold/);
+  });
+
   it('admits everything that fits: with enough slots the same burst is all 200', async () => {
     const env = { ...testEnv, MAX_IN_FLIGHT: '3' } as Env;
     const answers = await Promise.all([0, 1, 2].map(() => send(env, '/predict/resnet18v1', { method: 'POST', body: form(cat) })));

@@ -1,0 +1,338 @@
+/**
+ * The isolate's memory under a burst of large uploads (issue #11, admission control): 16 clients
+ * post a 12 MP image at once, for each format, to a fresh `wrangler dev` serving the largest
+ * model that runs whole (ResNet-50 int8, ~84 MiB of onnxruntime heap). Reports what each burst
+ * got (200s, admission control's fast 503s, anything else) and the isolate's peak memory:
+ *
+ * - V8's own figures through wrangler dev's inspector proxy (`Runtime.getHeapUsage`, polled): the
+ *   JS heap in use and the ArrayBuffer backing stores (uploads, decoders' buffers, tensors);
+ * - onnxruntime's wasm heap as the Worker reports it (`GET /models`, `isolate.wasmHeapBytes`),
+ *   which V8's backing-store figure does not include; the isolate's total is the sum;
+ * - the runtime process's resident memory (/proc), which also holds workerd itself and the other
+ *   Workers, so only its growth over the warm baseline says something.
+ *
+ *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--json out.json]
+ *
+ * The inspector answers only when the isolate is between tasks, so its samples are the heap at
+ * those moments; the RSS samples (every 20 ms) see everything.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { WebSocket } from 'undici';
+import { ROOT } from '../models/src/upload';
+import { burstModel, isAdmission503, percentile } from './burst';
+import { testFormats, testJpegs, type TestJpeg } from './images';
+import { CONFIGS, ensureUploaded, pidListeningOn, WranglerDev } from './workerd';
+
+const MiB = 1024 * 1024;
+
+export interface HeapBurstOptions {
+  model: string;
+  clients: number;
+  persistTo?: string;
+  workDir?: string;
+  /** Admission control's wait; its 503s must come within this plus a little. */
+  admissionWaitMs?: number;
+  onProgress?: (line: string) => void;
+}
+
+export interface HeapSample {
+  atMs: number;
+  /** V8 heap in use (Runtime.getHeapUsage usedSize). */
+  jsUsed: number;
+  /** ArrayBuffer backing stores (backingStorageSize; not the wasm memories), when V8 reports it. */
+  backing: number | null;
+}
+
+export interface HeapBurstRow {
+  image: string;
+  bytes: number;
+  requests: number;
+  ok: number;
+  admission503: number;
+  /** Slowest admission 503, client-observed. */
+  admissionMaxMs: number | null;
+  /** Anything but a 200 or an admission 503. */
+  other: Array<{ status: number; body: string }>;
+  p50: number | null;
+  /** Largest inspector sample during the burst (JS heap + backing stores) + onnxruntime's heap after it. */
+  peakIsolate: number | null;
+  /** onnxruntime's wasm heap after the burst (it only grows). */
+  wasmHeap: number | null;
+  peakJsUsed: number | null;
+  /** Runtime process RSS at its highest during the burst, minus the warm baseline. */
+  rssGrowth: number | null;
+  inspectorSamples: number;
+}
+
+export interface HeapBurstFigure {
+  model: string;
+  clients: number;
+  budgetBytes: number;
+  limitBytes: number;
+  baseline: { wasmHeap: number | null; isolate: number | null; rss: number | null };
+  rows: HeapBurstRow[];
+  /** Highest isolate figure over all bursts. */
+  peakIsolate: number | null;
+}
+
+/** A V8 inspector session on the front Worker, polling Runtime.getHeapUsage. */
+class HeapProbe {
+  private next = 1;
+  private readonly pending = new Map<number, (r: { usedSize: number; backingStorageSize?: number }) => void>();
+  readonly samples: HeapSample[] = [];
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private inFlight = false;
+
+  private constructor(private readonly ws: WebSocket) {
+    ws.addEventListener('message', (e) => {
+      const msg = JSON.parse(String(e.data)) as { id?: number; result?: { usedSize: number; backingStorageSize?: number } };
+      if (msg.id !== undefined && msg.result) this.pending.get(msg.id)?.(msg.result);
+      if (msg.id !== undefined) this.pending.delete(msg.id);
+    });
+  }
+
+  /** Through wrangler's inspector proxy (the runtime's own inspector takes one session: wrangler's). */
+  static async open(inspectorPort: number): Promise<HeapProbe | undefined> {
+    let url: string;
+    try {
+      const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{ webSocketDebuggerUrl?: string }>;
+      if (!list[0]?.webSocketDebuggerUrl) return undefined;
+      url = list[0].webSocketDebuggerUrl;
+    } catch {
+      return undefined;
+    }
+    // The proxy refuses a client without an Origin it knows (DNS-rebinding protection).
+    const ws = new WebSocket(url, { headers: { Origin: 'http://localhost' } } as ConstructorParameters<typeof WebSocket>[1]);
+    const opened = await new Promise<boolean>((resolve) => {
+      ws.addEventListener('open', () => resolve(true));
+      ws.addEventListener('error', () => resolve(false));
+      setTimeout(() => resolve(false), 10_000);
+    });
+    return opened ? new HeapProbe(ws) : undefined;
+  }
+
+  usage(timeoutMs = 30_000): Promise<HeapSample | undefined> {
+    const id = this.next++;
+    const t0 = performance.now();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.pending.set(id, (r) => {
+        clearTimeout(timer);
+        resolve({ atMs: t0, jsUsed: r.usedSize, backing: r.backingStorageSize ?? null });
+      });
+      this.ws.send(JSON.stringify({ id, method: 'Runtime.getHeapUsage' }));
+    });
+  }
+
+  /** Polls every `everyMs`, one question in flight at a time (the isolate answers between tasks). */
+  start(everyMs: number): void {
+    this.timer = setInterval(() => {
+      if (this.inFlight) return;
+      this.inFlight = true;
+      void this.usage().then((s) => {
+        this.inFlight = false;
+        if (s) this.samples.push(s);
+      });
+    }, everyMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  close(): void {
+    this.stop();
+    this.ws.close();
+  }
+}
+
+/** Resident memory of a process, bytes (Linux). */
+async function rssOf(pid: number | undefined): Promise<number | null> {
+  if (pid === undefined) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+async function wasmHeapOf(base: string): Promise<number | null> {
+  try {
+    const body = (await (await fetch(`${base}/models`, { signal: AbortSignal.timeout(30_000) })).json()) as { isolate?: { wasmHeapBytes?: number } };
+    return body.isolate?.wasmHeapBytes ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const isolateBytes = (s: HeapSample): number => s.jsUsed + (s.backing ?? 0);
+const maxOf = (xs: number[]): number | null => (xs.length ? Math.max(...xs) : null);
+
+async function post(base: string, id: string, image: TestJpeg): Promise<{ status: number; body: string; retryAfter: string | null; ms: number }> {
+  const t0 = performance.now();
+  try {
+    const res = await fetch(`${base}/predict/${id}?topk=1`, { method: 'POST', body: image.bytes, signal: AbortSignal.timeout(120_000) });
+    const body = await res.text();
+    return { status: res.status, body: res.status === 200 ? '' : body.slice(0, 300), retryAfter: res.headers.get('retry-after'), ms: performance.now() - t0 };
+  } catch (err) {
+    return { status: 0, body: err instanceof Error ? err.message : String(err), retryAfter: null, ms: performance.now() - t0 };
+  }
+}
+
+export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
+  const progress = o.onProgress ?? (() => undefined);
+  const persistTo = o.persistTo ?? join(tmpdir(), 'edge-resnet-burst');
+  const workDir = o.workDir ?? join(ROOT, 'bench/tmp');
+  const { dir, manifest } = await burstModel(o.model, false);
+  const id = `${o.model}-heap`;
+  await ensureUploaded(persistTo, id, dir, manifest);
+  const big = (await testJpegs(workDir)).filter((j) => j.name.startsWith('4032x3024'));
+  const images = [...big.map((j) => ({ ...j, name: `${j.name} baseline JPEG` })), ...(await testFormats(workDir))];
+
+  progress(`heap burst: starting wrangler dev (${id})`);
+  const dev = await WranglerDev.start(
+    CONFIGS.map((c) => join(ROOT, c)),
+    persistTo,
+  );
+  let probe: HeapProbe | undefined;
+  try {
+    const base = dev.runtimeBase;
+    const pid = await pidListeningOn(Number(new URL(base).port));
+    probe = await HeapProbe.open(dev.inspectorPort);
+    if (!probe) progress('heap burst: the inspector did not open; V8 figures are missing');
+    // Warm: the model loaded, every decoder used once.
+    for (const image of images) {
+      const r = await post(base, id, image);
+      if (r.status !== 200) throw new Error(`warm-up ${image.name}: HTTP ${r.status}: ${r.body}`);
+    }
+    const baseSamples: HeapSample[] = [];
+    const baseRss: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const s = await probe?.usage();
+      if (s) baseSamples.push(s);
+      const r = await rssOf(pid);
+      if (r !== null) baseRss.push(r);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const baseWasm = await wasmHeapOf(base);
+    const baseJs = maxOf(baseSamples.map(isolateBytes));
+    const baseline = {
+      wasmHeap: baseWasm,
+      isolate: baseJs === null ? null : baseJs + (baseWasm ?? 0),
+      rss: baseRss.length ? (percentile(baseRss, 50) ?? null) : null,
+    };
+    progress(`heap burst: warm baseline: wasm heap ${mb(baseline.wasmHeap)}, isolate ${mb(baseline.isolate)}, runtime RSS ${mb(baseline.rss)}`);
+
+    const rows: HeapBurstRow[] = [];
+    for (const image of images) {
+      const before = probe?.samples.length ?? 0;
+      probe?.start(20);
+      const rss: number[] = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const r = await rssOf(pid);
+          if (r !== null) rss.push(r);
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      })();
+      const answers = await Promise.all(Array.from({ length: o.clients }, () => post(base, id, image)));
+      sampling = false;
+      await sampler;
+      probe?.stop();
+      const samples = probe?.samples.slice(before) ?? [];
+      const wasmHeap = await wasmHeapOf(base);
+      const peakJs = maxOf(samples.map(isolateBytes));
+      const admission = answers.filter((a) => isAdmission503({ status: a.status, body: a.body, retryAfter: a.retryAfter }));
+      const row: HeapBurstRow = {
+        image: image.name,
+        bytes: image.bytes.byteLength,
+        requests: answers.length,
+        ok: answers.filter((a) => a.status === 200).length,
+        admission503: admission.length,
+        admissionMaxMs: admission.length ? Math.round(Math.max(...admission.map((a) => a.ms))) : null,
+        other: answers.filter((a) => a.status !== 200 && !admission.includes(a)).map((a) => ({ status: a.status, body: a.body })),
+        p50: percentile(answers.filter((a) => a.status === 200).map((a) => Math.round(a.ms)), 50),
+        peakIsolate: peakJs === null ? null : peakJs + (wasmHeap ?? 0),
+        wasmHeap,
+        peakJsUsed: maxOf(samples.map((s) => s.jsUsed)),
+        rssGrowth: rss.length && baseline.rss !== null ? Math.max(...rss) - baseline.rss : null,
+        inspectorSamples: samples.length,
+      };
+      rows.push(row);
+      progress(`heap burst: ${describeHeapRow(row)}`);
+    }
+    const budgetMB = Number(/MEMORY_BUDGET_MB = "(\d+)"/.exec(await readFile(join(ROOT, 'wrangler.toml'), 'utf8'))?.[1] ?? 116);
+    return {
+      model: `${o.model} int8${manifest.weights === 'synthetic' ? ' (synthetic weights)' : ''}`,
+      clients: o.clients,
+      budgetBytes: budgetMB * MiB,
+      limitBytes: 128 * 1000 * 1000,
+      baseline,
+      rows,
+      peakIsolate: maxOf(rows.map((r) => r.peakIsolate).filter((x): x is number => x !== null)),
+    };
+  } finally {
+    probe?.close();
+    await dev.stop();
+  }
+}
+
+const mb = (b: number | null): string => (b === null ? 'n/a' : `${(b / MiB).toFixed(1)} MiB`);
+
+export function describeHeapRow(r: HeapBurstRow): string {
+  return (
+    `${r.image}: ${r.requests} at once: ${r.ok} x 200, ${r.admission503} admission 503` +
+    (r.admissionMaxMs !== null ? ` (slowest ${r.admissionMaxMs} ms)` : '') +
+    `, ${r.other.length} other${r.other.length ? ` (${r.other.map((x) => `${x.status}: ${x.body.slice(0, 80)}`).join('; ')})` : ''}; ` +
+    `peak isolate ${mb(r.peakIsolate)} (JS heap ${mb(r.peakJsUsed)}; ${r.inspectorSamples} samples), runtime RSS +${mb(r.rssGrowth)}`
+  );
+}
+
+export function renderHeapBurst(f: HeapBurstFigure): string {
+  const lines = [
+    `Burst of ${f.clients} concurrent 12 MP uploads per format, ${f.model}, warm isolate. Peak isolate = the largest inspector sample of V8's heap in use + ArrayBuffer backing stores, plus onnxruntime's wasm heap; budget MEMORY_BUDGET_MB = ${mb(f.budgetBytes)}; limit 128 MB.`,
+    '',
+    `Warm baseline: onnxruntime heap ${mb(f.baseline.wasmHeap)}, isolate ${mb(f.baseline.isolate)}, runtime RSS ${mb(f.baseline.rss)}.`,
+    '',
+    '| image | bytes | 200 | admission 503 (slowest) | other | p50 ms (200s) | peak isolate | under budget | runtime RSS growth |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...f.rows.map(
+      (r) =>
+        `| ${r.image} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (${r.admissionMaxMs} ms)` : ''} | ${r.other.length} | ${r.p50 ?? 'n/a'} | ${mb(r.peakIsolate)} | ${r.peakIsolate === null ? 'n/a' : r.peakIsolate <= f.budgetBytes ? 'yes' : '**no**'} | ${mb(r.rssGrowth)} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', default: 'resnet50v1' },
+      clients: { type: 'string', default: '16' },
+      json: { type: 'string' },
+    },
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void Promise.all([...WranglerDev.live].map((d) => d.stop())).then(() => process.exit(130)));
+  }
+  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), onProgress: (l) => console.error(l) });
+  console.log(renderHeapBurst(figure));
+  if (values.json) await writeFile(values.json, `${JSON.stringify(figure, null, 2)}\n`);
+  const failed = figure.rows.some((r) => r.other.length > 0 || (r.peakIsolate !== null && r.peakIsolate > figure.budgetBytes));
+  process.exitCode = failed ? 1 : 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
