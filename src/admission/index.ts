@@ -132,10 +132,11 @@ export class Admission {
     return new Promise<Release>((resolve, reject) => {
       const waiter: Waiter = {
         ...request,
-        grant: () => {
-          clearTimeout(timer);
-          resolve(release());
-        },
+        // Called from the request that freed the room, so its timer is left alone: clearing a
+        // timer from another request's context is unreliable in workerd, and this request's own
+        // pending timer is what keeps the runtime from taking it for hung until it resumes.
+        // The timer finds the waiter gone from the queue and does nothing.
+        grant: () => resolve(release()),
       };
       const timer = setTimeout(() => {
         const i = this.#queue.indexOf(waiter);
