@@ -15,6 +15,7 @@ import { conceptRoutes } from './routes/concepts';
 import { moderateRoutes } from './routes/moderate';
 import { policyRoutes } from './routes/policies';
 import { jobRoutes } from './routes/jobs';
+import { isV2Path, v2ErrorResponse, v2Routes, V2_METHODS, V2_OPEN_PATHS } from './routes/v2';
 
 /** Paths and the methods they answer, for 405s with an Allow header. */
 const METHODS: Array<[path: string, allow: string]> = [
@@ -32,6 +33,7 @@ const METHODS: Array<[path: string, allow: string]> = [
   ['/moderate/:policy', 'POST'],
   ['/predictions/:model', 'POST'],
   ['/:model/predict', 'POST'],
+  ...V2_METHODS,
 ];
 
 type AppEnv = { Bindings: Env; Variables: Admitted };
@@ -51,7 +53,7 @@ export function createApp() {
     }),
   );
   // Health checks stay open so load balancers need no secret.
-  app.use('*', async (c, next) => (c.req.path === '/ping' ? next() : auth(c, next)));
+  app.use('*', async (c, next) => (c.req.path === '/ping' || V2_OPEN_PATHS.has(c.req.path) ? next() : auth(c, next)));
   // Models with a Worker of their own (MODEL_WORKERS) go there before any body or slot is taken here.
   app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict', '/moderate', '/moderate/*'], routeModel, limitBody, admit);
 
@@ -64,6 +66,9 @@ export function createApp() {
   app.route('/', policyRoutes);
   // Its own small body limit, and no admission slot: posting a job does no image work.
   app.route('/', jobRoutes);
+  // Open Inference Protocol (KServe v2): inference under the same body limit and admission as /predict.
+  app.on('POST', '/v2/models/*', limitBody, admit);
+  app.route('/', v2Routes);
 
   for (const [path, allow] of METHODS) {
     app.all(path, (c) => {
@@ -76,7 +81,8 @@ export function createApp() {
     throw notFound(`no route for ${c.req.method} ${c.req.path}`);
   });
 
-  app.onError(errorResponse);
+  // The v2 protocol has an error shape of its own (src/routes/v2).
+  app.onError((err, c) => (isV2Path(c.req.path) ? v2ErrorResponse(err, c) : errorResponse(err, c)));
 
   return app;
 }
