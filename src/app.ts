@@ -47,8 +47,9 @@ export function createApp() {
       // Off unless CORS_ORIGINS lists origins: returning null sends no CORS headers.
       origin: (origin, c) => (getConfig(c.env).corsOrigins.includes(origin) ? origin : null),
       allowMethods: ['GET', 'POST'],
-      allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type'],
-      exposeHeaders: ['Server-Timing', 'X-Model-Id', 'X-Model-Weights', 'Warning', 'X-Cache'],
+      // Inference-Header-Content-Length: the v2 binary tensor extension's, both ways (src/routes/v2).
+      allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'Inference-Header-Content-Length'],
+      exposeHeaders: ['Server-Timing', 'X-Model-Id', 'X-Model-Weights', 'Warning', 'X-Cache', 'Inference-Header-Content-Length'],
       maxAge: 600,
     }),
   );

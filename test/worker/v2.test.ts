@@ -323,6 +323,17 @@ describe('errors as the protocol has them: { error }', () => {
     expect(res.headers.get('Allow')).toBe('POST');
   });
 
+  it('browsers may send and read Inference-Header-Content-Length when CORS is on', async () => {
+    const vars = { CORS_ORIGINS: 'https://app.example' } as Partial<Env>;
+    const origin = { Origin: 'https://app.example' };
+    const preflight = await call(INFER, { method: 'OPTIONS', headers: { ...origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'inference-header-content-length' } }, vars);
+    expect(preflight.headers.get('Access-Control-Allow-Headers')?.toLowerCase()).toContain('inference-header-content-length');
+    const init = jsonRequest({ parameters: { binary_data_output: true }, inputs: [image()] });
+    const res = await call(INFER, { ...init, headers: { ...(init.headers as Record<string, string>), ...origin } }, vars);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Access-Control-Expose-Headers')?.toLowerCase()).toContain('inference-header-content-length');
+  });
+
   it('the API key, body limit and image count of /predict apply; health stays open', async () => {
     const vars = { API_KEY: 'secret' } as Partial<Env>;
     await expectError(await call(INFER, jsonRequest({ inputs: [image()] }), vars), 401);
