@@ -219,6 +219,23 @@ describe('POST /v2/models/{model}/infer with encoded images (BYTES)', () => {
     expect(expected[0]!.predictions[0]!.index).not.toBe(expected[1]!.predictions[0]!.index);
   });
 
+  it('shares the result cache with /predict: an image /predict classified is a HIT, with the same probabilities', async () => {
+    const vars = { CACHE_TTL_SECONDS: '3600' } as Partial<Env>;
+    // Bytes no other test sends: a PNG of the cat, so the entry is this test's own.
+    const png = await fixture('test/fixtures/photos/chelsea.png');
+    const predict = await call('/predict?topk=1', { method: 'POST', body: png }, vars);
+    expect(predict.headers.get('X-Cache')).toBe('MISS');
+    const expected = ((await predict.json()) as NativeAnswer).images[0]!.predictions[0]!;
+    const res = await call(INFER, jsonRequest({ inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], data: [base64(png)] }] }), vars);
+    expect(res.headers.get('X-Cache')).toBe('HIT');
+    const data = (await ok(res)).outputs[0]!.data as number[];
+    expect(argmax(data)).toBe(expected.index);
+    expect(data[expected.index]).toBe(Math.fround(expected.probability));
+    // Without the cache (the pool's default), BYPASS.
+    const off = await call(INFER, jsonRequest({ inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], data: [base64(png)] }] }));
+    expect(off.headers.get('X-Cache')).toBe('BYPASS');
+  });
+
   it('binary_data_output answers the probabilities as raw float32 after the JSON', async () => {
     const json = await ok(await call(INFER, jsonRequest({ inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], data: [base64(cat)] }] })));
     const res = await call(INFER, jsonRequest({ parameters: { binary_data_output: true }, inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], data: [base64(cat)] }] }));
