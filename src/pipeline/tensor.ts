@@ -50,7 +50,7 @@ export async function classifyTensor(registry: ModelRegistry, modelId: string, i
 }
 
 /** The model's input dims for a batch of `count`: [N, C, H, W] with N free when the model's batch is symbolic. */
-export function inputDims(manifest: ModelManifest, count: number): [number, number, number, number] {
+function inputDims(manifest: ModelManifest, count: number): [number, number, number, number] {
   const [, c, h, w] = manifest.input.shape;
   return [count, c, h, w];
 }
