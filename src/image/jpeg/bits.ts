@@ -45,12 +45,14 @@ export interface HuffmanSpec {
 }
 
 /** jpeg_make_d_derived_tbl: the checks that make libjpeg refuse a table are fatal here too. */
-export function buildHuffman(spec: HuffmanSpec, isDc: boolean): HuffmanTable {
-  const lookup = new Uint16Array(1 << LOOKAHEAD);
-  const maxcode = new Int32Array(18).fill(-1);
-  const valoffset = new Int32Array(18);
-  const values = new Uint8Array(256);
-  const fast = new Int32Array(1 << FAST_BITS);
+export function buildHuffman(spec: HuffmanSpec, isDc: boolean, into?: HuffmanTable): HuffmanTable {
+  // Rebuilt in place when a slot is redefined, so a decode allocates at most one table per slot
+  // (a progressive file may define tables before every scan).
+  const lookup = into ? into.lookup.fill(0) : new Uint16Array(1 << LOOKAHEAD);
+  const maxcode = into ? into.maxcode.fill(-1) : new Int32Array(18).fill(-1);
+  const valoffset = into ? into.valoffset.fill(0) : new Int32Array(18);
+  const values = into ? into.values.fill(0) : new Uint8Array(256);
+  const fast = into ? into.fast.fill(0) : new Int32Array(1 << FAST_BITS);
   values.set(spec.symbols.subarray(0, 256));
   let code = 0;
   let k = 0;

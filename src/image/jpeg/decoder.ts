@@ -197,6 +197,7 @@ export function decodeInto(bytes: Uint8Array, sink: RowSink, opts: DecodeOptions
   const quant: (Int32Array | undefined)[] = [];
   const dcSpecs: (HuffmanSpec | undefined)[] = [];
   const acSpecs: (HuffmanSpec | undefined)[] = [];
+  const tableSlots: TableSlots = [];
   let restartInterval = 0;
   let frame: Frame | null = null;
   let jfif = false;
@@ -257,12 +258,12 @@ export function decodeInto(bytes: Uint8Array, sink: RowSink, opts: DecodeOptions
       }
       const sc: ScanComp[] = comps.map((comp, i) => ({
         comp,
-        dc: scan.ss === 0 && scan.ah === 0 ? huffman(dcSpecs, scan.td[i]!, true) : null,
-        ac: scan.se > 0 || frame!.sof !== 0xc2 ? huffman(acSpecs, scan.ta[i]!, false) : null,
+        dc: scan.ss === 0 && scan.ah === 0 ? huffman(dcSpecs, scan.td[i]!, true, tableSlots) : null,
+        ac: scan.se > 0 || frame!.sof !== 0xc2 ? huffman(acSpecs, scan.ta[i]!, false, tableSlots) : null,
       }));
       if (frame.sof !== 0xc2) {
         // Sequential: dc and ac both needed even if the scan says otherwise (jdhuff.c just warns).
-        for (let i = 0; i < sc.length; i++) sc[i]!.dc ??= huffman(dcSpecs, scan.td[i]!, true);
+        for (let i = 0; i < sc.length; i++) sc[i]!.dc ??= huffman(dcSpecs, scan.td[i]!, true, tableSlots);
       }
       const reader = new BitReader(bytes, pos);
       if (!st.buffered) {
@@ -386,11 +387,21 @@ function readSos(seg: Uint8Array, frame: Frame): Scan {
   return { ids, td, ta, ss, se, ah, al };
 }
 
-function huffman(specs: (HuffmanSpec | undefined)[], index: number, isDc: boolean): HuffmanTable {
+/** The built tables of one decode: 4 DC then 4 AC slots, each with the spec it was built from. */
+type TableSlots = Array<{ spec: HuffmanSpec; table: HuffmanTable } | undefined>;
+
+function huffman(specs: (HuffmanSpec | undefined)[], index: number, isDc: boolean, slots: TableSlots): HuffmanTable {
   if (index > 3) throw corrupt('bad Huffman table index');
   const spec = specs[index] ?? (index < 2 ? STD[isDc ? 0 : 1][index] : undefined);
   if (!spec) throw corrupt(`missing Huffman table ${index}`);
-  return buildHuffman(spec, isDc);
+  const slot = (isDc ? 0 : 4) + index;
+  const held = slots[slot];
+  if (held?.spec === spec) return held.table;
+  // A redefined slot is rebuilt into the arrays it had; a failed build leaves the slot empty.
+  slots[slot] = undefined;
+  const table = buildHuffman(spec, isDc, held?.table);
+  slots[slot] = { spec, table };
+  return table;
 }
 
 /** T.81 K.3 tables, which libjpeg-turbo supplies when a file (Motion-JPEG style) has no DHT. */
