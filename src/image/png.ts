@@ -59,7 +59,7 @@ const PALETTE = 3;
 const GRAY_ALPHA = 4;
 const RGBA = 6;
 
-const CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+export const CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 const DEPTHS: Readonly<Record<number, readonly number[]>> = {
   0: [1, 2, 4, 8, 16],
   2: [8, 16],
@@ -82,7 +82,7 @@ const ADAM7 = [
  * Inflated data beyond what the header implies that we still accept: libpng treats a little
  * trailing data as a benign error, but a small upload must not make us inflate gigabytes.
  */
-const INFLATE_SLACK = 64 * 1024;
+export const INFLATE_SLACK = 64 * 1024;
 
 export interface PngHeader extends ImageInfo {
   format: 'png';
@@ -98,7 +98,7 @@ interface Chunk {
   end: number;
 }
 
-const u32 = (b: Uint8Array, i: number): number => ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
+export const u32 = (b: Uint8Array, i: number): number => ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
 
 /** The chunk at `pos`, or null when the data ends inside it. */
 function chunkAt(bytes: Uint8Array, pos: number): Chunk | null {
@@ -145,10 +145,10 @@ export function readPngHeader(bytes: Uint8Array): PngHeader {
 // ---- memory accounting -----------------------------------------------------------------------
 
 /** Bytes per scanline (without its filter byte) of a `width`-pixel row. */
-const rowBytes = (h: PngHeader, width: number): number => Math.ceil((width * CHANNELS[h.colorType]! * h.bitDepth) / 8);
+export const rowBytes = (h: PngHeader, width: number): number => Math.ceil((width * CHANNELS[h.colorType]! * h.bitDepth) / 8);
 
 /** RGB rows handed to the sink per call (non-interlaced): up to ~64 KB, at least one row. */
-const batchRows = (h: PngHeader): number => Math.max(1, Math.min(16, Math.floor(65536 / (h.width * 3))));
+export const batchRows = (h: PngHeader): number => Math.max(1, Math.min(16, Math.floor(65536 / (h.width * 3))));
 
 /**
  * Bytes decodePngTo allocates for this image: the inflater (window and code tables), two
@@ -164,7 +164,7 @@ export function pngDecodeMemory(header: PngHeader): number {
 
 const mb = (bytes: number): string => (bytes / 2 ** 20 < 10 ? (bytes / 2 ** 20).toFixed(1) : String(Math.ceil(bytes / 2 ** 20)));
 
-function checkMemory(header: PngHeader, needed: number, limits: DecodeLimits): void {
+export function checkMemory(header: PngHeader, needed: number, limits: DecodeLimits): void {
   const maxMemoryMB = limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB;
   if (needed <= maxMemoryMB * 2 ** 20) return;
   const size = `${header.width}x${header.height}`;
@@ -179,7 +179,7 @@ function checkMemory(header: PngHeader, needed: number, limits: DecodeLimits): v
 
 // ---- chunk structure -------------------------------------------------------------------------
 
-interface Layout {
+export interface Layout {
   /** Offset of the first IDAT chunk (the inflater walks the run from there, storing nothing). */
   idat: number;
   /** RGB of each palette index (3 bytes each): PLTE entries, then Pillow's gray ramp. */
@@ -211,7 +211,7 @@ function validType(bytes: Uint8Array, pos: number): boolean {
   return true;
 }
 
-const typeAt = (bytes: Uint8Array, pos: number): string =>
+export const typeAt = (bytes: Uint8Array, pos: number): string =>
   String.fromCharCode(bytes[pos + 4]!, bytes[pos + 5]!, bytes[pos + 6]!, bytes[pos + 7]!);
 
 /**
@@ -219,7 +219,7 @@ const typeAt = (bytes: Uint8Array, pos: number): string =>
  * IDAT, the run of IDATs, then the chunks after them up to IEND (not CRC-checked; a header
  * cut short or malformed ends the walk, a body cut short is a truncated file).
  */
-function walkChunks(bytes: Uint8Array, h: PngHeader): Layout {
+export function walkChunks(bytes: Uint8Array, h: PngHeader): Layout {
   let plte: Chunk | null = null;
   let pos = 8;
   // Header chunks.
@@ -276,7 +276,7 @@ function walkChunks(bytes: Uint8Array, h: PngHeader): Layout {
  * Undoes the filter of `cur` (filter byte at 0, then `n` bytes) against `prev` (same layout,
  * zeros for the first row of an image or pass). `bpp`: bytes per complete pixel, at least 1.
  */
-function unfilter(cur: Uint8Array, prev: Uint8Array, n: number, bpp: number, row: number): void {
+export function unfilter(cur: Uint8Array, prev: Uint8Array, n: number, bpp: number, row: number): void {
   const filter = cur[0]!;
   const end = n + 1;
   switch (filter) {
@@ -321,7 +321,7 @@ function unfilter(cur: Uint8Array, prev: Uint8Array, n: number, bpp: number, row
  * One unfiltered scanline (samples from src[1]) of `width` pixels to RGB at out[o], every
  * `step`-th pixel (step 1, or the Adam7 column step when scattering into the whole image).
  */
-function toRgb(h: PngHeader, lut: Uint8Array | null, src: Uint8Array, width: number, out: Uint8Array, o: number, step: number): void {
+export function toRgb(h: PngHeader, lut: Uint8Array | null, src: Uint8Array, width: number, out: Uint8Array, o: number, step: number): void {
   const depth = h.bitDepth;
   const ct = h.colorType;
   const stride = step * 3;
