@@ -21,6 +21,9 @@ export default defineConfig({
     // The JSON report lets .ci/run print a one-line summary that CI reads.
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },
+    // The Worker logs one JSON line per request (src/middleware/request-log): thousands in a
+    // run, so they are not echoed. test/worker/request-log.test.ts reads them itself.
+    onConsoleLog: (log) => !log.startsWith('{"id":'),
     projects: [
       {
         test: {

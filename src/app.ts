@@ -5,6 +5,7 @@ import { cors } from 'hono/cors';
 import { getConfig, type Config } from './config';
 import { ApiError, errorResponse, notFound, tooLarge } from './errors';
 import { apiKey } from './middleware/auth';
+import { requestLog, REQUEST_ID_HEADER, type RequestLogVariables } from './middleware/request-log';
 import { routeModel } from './middleware/route-model';
 import { decoderMemoryBytes } from './image';
 import { isolateHeapBytes } from './models/registry';
@@ -36,11 +37,13 @@ const METHODS: Array<[path: string, allow: string]> = [
   ...V2_METHODS,
 ];
 
-type AppEnv = { Bindings: Env; Variables: Admitted };
+type AppEnv = { Bindings: Env; Variables: Admitted & RequestLogVariables };
 
 export function createApp() {
   const app = new Hono<AppEnv>();
 
+  // First, so that every answer (CORS preflights, 401s, 404s included) has an id and a log line.
+  app.use('*', requestLog());
   app.use(
     '*',
     cors({
@@ -48,8 +51,8 @@ export function createApp() {
       origin: (origin, c) => (getConfig(c.env).corsOrigins.includes(origin) ? origin : null),
       allowMethods: ['GET', 'POST'],
       // Inference-Header-Content-Length: the v2 binary tensor extension's, both ways (src/routes/v2).
-      allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'Inference-Header-Content-Length'],
-      exposeHeaders: ['Server-Timing', 'X-Model-Id', 'X-Model-Weights', 'Warning', 'X-Cache', 'Inference-Header-Content-Length'],
+      allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'Inference-Header-Content-Length', REQUEST_ID_HEADER],
+      exposeHeaders: ['Server-Timing', 'X-Model-Id', 'X-Model-Weights', 'Warning', 'X-Cache', 'Inference-Header-Content-Length', 'Retry-After', REQUEST_ID_HEADER],
       maxAge: 600,
     }),
   );

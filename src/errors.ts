@@ -71,9 +71,19 @@ export const gatewayTimeout = (message: string) => new ApiError('gateway_timeout
 export function errorResponse(err: Error, c: Context): Response {
   if (err instanceof ApiError) {
     if (err.retryAfter !== undefined) c.header('Retry-After', String(err.retryAfter));
+    // The caller sees the message; the cause behind a 5xx (an R2 error, a stage Worker's
+    // failure) is only in the log, under the request's id.
+    if (err.status >= 500 && err.cause !== undefined) logError(c, err.type, err.cause);
     return c.json(err.toJSON(), err.status);
   }
   // Anything else is our bug: log it, and tell the caller nothing about internals.
-  console.error(`${c.req.method} ${c.req.path}:`, err);
+  logError(c, 'internal', err);
   return c.json({ code: 500, type: 'internal', message: 'internal error' }, 500);
+}
+
+/** One JSON line, as the request log's (src/middleware/request-log), found by the request id. */
+function logError(c: Context, type: ErrorType, cause: unknown): void {
+  const id = (c.get as (key: string) => unknown)('requestId');
+  const detail = cause instanceof Error ? { cause: `${cause.name}: ${cause.message}`, stack: cause.stack } : { cause: String(cause) };
+  console.error(JSON.stringify({ id, level: 'error', method: c.req.method, path: c.req.path, type, ...detail }));
 }

@@ -9,6 +9,7 @@
 import type { Context, Next } from 'hono';
 import { getConfig } from '../../config';
 import { modelUnavailable } from '../../errors';
+import { REQUEST_ID_HEADER, requestIdOf } from '../request-log';
 
 /**
  * The model a predict or moderate request runs, from its path, as the routes resolve it:
@@ -56,7 +57,7 @@ export const routeModel = async <E extends { Bindings: Env }>(c: Context<E>, nex
   let res: Response;
   try {
     // A model Worker that hangs must not hold the request forever.
-    res = await (value as Fetcher).fetch(c.req.raw, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await (value as Fetcher).fetch(withRequestId(c), { signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     if (err instanceof Error && err.name === 'TimeoutError') {
       throw modelUnavailable(`${culprit} timed out after ${timeoutMs} ms (STAGE_TIMEOUT_MS)`, err);
@@ -70,3 +71,12 @@ export const routeModel = async <E extends { Bindings: Env }>(c: Context<E>, nex
   answer.headers.append('Server-Timing', `forward;desc="${binding}";dur=${(performance.now() - started).toFixed(1)}`);
   return answer;
 };
+
+/** The request as received, with this request's id, so the model Worker logs under the same one. */
+function withRequestId(c: Context): Request {
+  const id = requestIdOf(c);
+  if (id === undefined || c.req.header(REQUEST_ID_HEADER) === id) return c.req.raw;
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(REQUEST_ID_HEADER, id);
+  return new Request(c.req.raw, { headers });
+}
