@@ -99,7 +99,12 @@ async function handleMessage(msg: Message<unknown>, env: Env, deadLetter: boolea
       if (!isFinal(record)) return;
     }
   }
-  await deliverFor(msg, env, config, record!, deadLetter || lastAttempt);
+  if (deadLetter) {
+    // Seen by GET /jobs/:id: the job's message exhausted the queue's retries.
+    const now = new Date().toISOString();
+    record = (await updateJob(bucket, job.id, (current) => current && { ...current, deadLetteredAt: now, updatedAt: now }, { allowFinal: true })) ?? record;
+  }
+  await deliverFor(msg, env, config, record!, { lastAttempt: deadLetter || lastAttempt, deadLetter });
 }
 
 /** Moderates the job; the record returned is final unless the message was sent back to the queue. */
@@ -191,9 +196,21 @@ async function finish(
   return written!;
 }
 
-/** Sends the final record's webhook, if it has a callback, and records how it went. */
-async function deliverFor(msg: Message<unknown>, env: Env, config: JobsConfig, record: JobRecord, lastAttempt: boolean): Promise<void> {
+/**
+ * Sends the final record's webhook, if it has a callback, and records how it went. A webhook
+ * still failing on the last attempt is recorded as failed and its message goes on to the
+ * dead-letter queue, where operators see (and can replay) what was never delivered; there it
+ * is not sent again, unless the consumer crashed before recording any outcome.
+ */
+async function deliverFor(
+  msg: Message<unknown>,
+  env: Env,
+  config: JobsConfig,
+  record: JobRecord,
+  { lastAttempt, deadLetter }: { lastAttempt: boolean; deadLetter: boolean },
+): Promise<void> {
   if (record.callback === undefined || record.delivery.status === 'refused') return msg.ack();
+  if (deadLetter && record.delivery.status === 'failed') return msg.ack();
   // Re-checked at delivery: the settings may have changed since the job was posted.
   const refused = callbackRefusal(record.callback, config);
   const secret = config.webhookSecret;
@@ -221,6 +238,8 @@ async function deliverFor(msg: Message<unknown>, env: Env, config: JobsConfig, r
     { allowFinal: true },
   );
   if (retry) msg.retry({ delaySeconds: backoff(config, msg.attempts) });
+  // Retried past max_retries, the queue moves it to the dead-letter queue at once.
+  else if (!outcome.ok && outcome.transient && !deadLetter) msg.retry({ delaySeconds: 0 });
   else msg.ack();
 }
 

@@ -68,6 +68,11 @@ export interface JobRecord {
   lastError?: string;
   callback?: string;
   delivery: DeliveryState;
+  /**
+   * When the job's message reached the dead-letter queue: its consumer crashed on every
+   * attempt, or its webhook still failed on the last one.
+   */
+  deadLetteredAt?: string;
 }
 
 export const FINAL: ReadonlySet<JobStatus> = new Set(['done', 'failed']);

@@ -304,15 +304,23 @@ describe('the consumer, batch by batch', () => {
     }
   });
 
-  it('a callback that always fails: retried until the last attempt, then the delivery is failed (the result stays)', async () => {
+  it('a callback that always fails: retried with backoff, failed on the last attempt (the result stays), then dead-lettered without another send', async () => {
     const name = hookName('down');
     const msg = jobMessage({ source: { key: 'cat.jpg' }, policy: ALLOW.name, callback: `${HOOKS}/hook/${name}?status=500` });
     const delays: Array<number | undefined> = [];
     for (let n = 1; n <= 6; n++) delays.push((await attempt(msg, n)).retryIn);
-    expect(delays).toEqual([1, 2, 4, 8, 16, undefined]);
+    // The sixth (last) attempt is retried too, with no delay: past max_retries the queue moves
+    // it to the dead-letter queue.
+    expect(delays).toEqual([1, 2, 4, 8, 16, 0]);
     const r = await record(msg.id);
     expect(r).toMatchObject({ status: 'done', delivery: { status: 'failed', attempts: 6 } });
     expect(r.delivery.reason).toMatch(/answered 500 \(gave up after 6 attempts\)/);
+    expect(r.deadLetteredAt).toBeUndefined();
+    expect(await received(name)).toHaveLength(6);
+
+    expect(await attempt(msg, 1, {}, DLQ)).toEqual({ ack: true });
+    const dead = await record(msg.id);
+    expect(dead).toMatchObject({ status: 'done', delivery: { status: 'failed', attempts: 6 }, deadLetteredAt: expect.any(String) });
     expect(await received(name)).toHaveLength(6);
   });
 
@@ -461,6 +469,18 @@ describe('through the local queue', () => {
     expect(hooks.map((h) => h.answered)).toEqual([503, 503, 200]);
     expect(new Set(hooks.map((h) => h.body)).size).toBe(1);
   });
+
+  it('a callback that always fails ends in the dead-letter queue (max_retries 5: 6 sends, ~31 s of backoff)', async () => {
+    const name = hookName('queue-down');
+    const res = await postJob({ key: 'cat.jpg', policy: ALLOW.name, callback: `${HOOKS}/hook/${name}?status=500` });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const r = await waitFor(id, (j) => j.deadLetteredAt !== undefined, 90_000);
+    expect(r).toMatchObject({ status: 'done', delivery: { status: 'failed', attempts: 6 } });
+    expect(r.result).toBeDefined();
+    const hooks = await received(name);
+    expect(hooks.map((h) => h.answered)).toEqual([500, 500, 500, 500, 500, 500]);
+  }, 120_000);
 
   it('many jobs in a row: none lost', async () => {
     const N = 200;
