@@ -1,25 +1,9 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { ErrorBody, ErrorType } from './answers/types';
 
-/**
- * The one error type of the API. Every failure a caller can cause or see is an ApiError;
- * `onError` in src/app.ts turns it into `{ code, type, message }` JSON. Anything else that
- * reaches `onError` is a bug and becomes an opaque 500 (internals are logged, never sent).
- */
-export type ErrorType =
-  | 'bad_request'
-  | 'unauthorized'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'unprocessable_image'
-  | 'model_unavailable'
-  | 'overloaded'
-  | 'bad_gateway'
-  | 'gateway_timeout'
-  | 'internal';
+export type { ErrorType };
 
 const STATUS: Record<ErrorType, ContentfulStatusCode> = {
   bad_request: 400,
@@ -36,6 +20,11 @@ const STATUS: Record<ErrorType, ContentfulStatusCode> = {
   internal: 500,
 };
 
+/**
+ * The one error type of the API. Every failure a caller can cause or see is an ApiError;
+ * `onError` in src/app.ts turns it into `{ code, type, message }` JSON. Anything else that
+ * reaches `onError` is a bug and becomes an opaque 500 (internals are logged, never sent).
+ */
 export class ApiError extends HTTPException {
   readonly type: ErrorType;
   /** Seconds for a Retry-After header: set on errors that go away by themselves (overload). */
@@ -48,7 +37,7 @@ export class ApiError extends HTTPException {
     this.retryAfter = options?.retryAfter;
   }
 
-  toJSON(): { code: number; type: ErrorType; message: string } {
+  toJSON(): ErrorBody {
     return { code: this.status, type: this.type, message: this.message };
   }
 }

@@ -81,3 +81,28 @@ export interface ModerateBody {
   }>;
   timings: TimingsBody;
 }
+
+/**
+ * The error types of the API (src/errors.ts gives each its HTTP status, which error bodies carry
+ * in `code`). Here, import-free, so that the RPC types and the client can name them.
+ */
+export type ErrorType =
+  | 'bad_request'
+  | 'unauthorized'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'unprocessable_image'
+  | 'model_unavailable'
+  | 'overloaded'
+  | 'bad_gateway'
+  | 'gateway_timeout'
+  | 'internal';
+
+/** Every error answer's body. */
+export interface ErrorBody {
+  code: number;
+  type: ErrorType;
+  message: string;
+}

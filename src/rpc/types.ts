@@ -8,7 +8,7 @@
  *   const result = await env.CLASSIFIER.moderate(bytes, 'weapons');
  *   if (!result.ok) ... result.error.type ...
  */
-import type { ModerateBody, PredictBody } from '../answers/types';
+import type { ErrorType, ModerateBody, PredictBody } from '../answers/types';
 
 export type * from '../answers/types';
 
@@ -36,21 +36,6 @@ export interface PolicyRule {
 
 /** A stored policy's name (`policies/<name>.json` in the models bucket) or an inline policy. */
 export type PolicyInput = string | { name: string; rules: PolicyRule[] };
-
-/** The error types of the HTTP API, with the same status codes in `code`. */
-export type ErrorType =
-  | 'bad_request'
-  | 'unauthorized'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'unprocessable_image'
-  | 'model_unavailable'
-  | 'overloaded'
-  | 'bad_gateway'
-  | 'gateway_timeout'
-  | 'internal';
 
 export interface RpcError {
   /** The HTTP status the same failure gets over HTTP (400, 413, 503, ...). */
