@@ -14,7 +14,7 @@ import worker from '../../src/index';
 import { kvStore, modelVersion, resultCacheFor, ResultCache, type ResultStore } from '../../src/cache';
 import { ModelRegistry } from '../../src/models/registry';
 import { IMAGENET_PREPROCESS, manifestKey, type ModelManifest } from '../../src/models/manifest';
-import { call, fixture, form, seedModel, testEnv, type NativeAnswer } from './helpers';
+import { call, fixture, form, seedModel, testEnv, type NativeAnswer, isolatedBucket } from './helpers';
 
 /** The cache on, whatever the pool's default; budget lifted for the extra registries below. */
 const ON = { CACHE_TTL_SECONDS: '3600', MEMORY_BUDGET_MB: '100000' } as Partial<Env>;
@@ -64,15 +64,6 @@ async function callAt(url: string, init: RequestInit, vars: Partial<Env>): Promi
   return res;
 }
 
-/** A bucket wrapper: its own registry (one per binding object), as a fresh isolate would have. */
-function freshBucket(): R2Bucket {
-  const b = testEnv.MODELS;
-  return {
-    get: (key: string) => b.get(key),
-    head: (key: string) => b.head(key),
-    list: (options?: R2ListOptions) => b.list(options),
-  } as unknown as R2Bucket;
-}
 
 describe('MISS, then HIT for the same bytes', () => {
   it('answers the same body (timings apart) without loading a model, decoding or running inference', async () => {
@@ -191,14 +182,14 @@ describe('the key follows the model', () => {
   it('a model uploaded again with other weights is a MISS, then a HIT of its own', async () => {
     await seedModel('resnet18v1', 'cache-swap');
     const image = variant(coffee);
-    const before = { ...ON, MODELS: freshBucket() } as Partial<Env>;
+    const before = { ...ON, MODELS: isolatedBucket() } as Partial<Env>;
     expect((await post('/predict/cache-swap', image, before)).headers.get('X-Cache')).toBe('MISS');
     const oldAnswer = await post('/predict/cache-swap', image, before);
     expect(oldAnswer.headers.get('X-Cache')).toBe('HIT');
 
     await seedModel('resnet18v1/fp32', 'cache-swap');
     const manifest = JSON.parse(await (await testEnv.MODELS.get(manifestKey('cache-swap')))!.text()) as ModelManifest;
-    const after = { ...ON, MODELS: freshBucket() } as Partial<Env>;
+    const after = { ...ON, MODELS: isolatedBucket() } as Partial<Env>;
     const swapped = await post('/predict/cache-swap', image, after);
     expect(swapped.headers.get('X-Cache')).toBe('MISS');
     expect(((await swapped.json()) as NativeAnswer).model.precision).toBe(manifest.precision);

@@ -74,3 +74,16 @@ export interface ErrorAnswer {
   type: string;
   message: string;
 }
+
+/**
+ * A view of the test bucket that is a distinct binding object: the model registry is kept per
+ * binding, so each one behaves as a fresh isolate's (its own sessions, its own warm state).
+ */
+export function isolatedBucket(): R2Bucket {
+  const b = testEnv.MODELS;
+  return {
+    get: (key: string) => b.get(key),
+    head: (key: string) => b.head(key),
+    list: (options?: R2ListOptions) => b.list(options),
+  } as unknown as R2Bucket;
+}

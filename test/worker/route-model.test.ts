@@ -7,7 +7,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import worker from '../../src/index';
-import { call, fixture, form, seedModel, testEnv, type ErrorAnswer, type NativeAnswer } from './helpers';
+import { call, fixture, form, seedModel, testEnv, type ErrorAnswer, type NativeAnswer, isolatedBucket } from './helpers';
 
 /** What reached a fake model Worker. */
 interface Echo {
@@ -41,15 +41,6 @@ function echoWorker(): FakeWorker {
   return fake as unknown as FakeWorker;
 }
 
-/** Reads go to the test bucket; a distinct object means a distinct registry (one per "isolate"). */
-function isolatedBucket(): R2Bucket {
-  const b = testEnv.MODELS;
-  return {
-    get: (key: string) => b.get(key),
-    head: (key: string) => b.head(key),
-    list: (options?: R2ListOptions) => b.list(options),
-  } as unknown as R2Bucket;
-}
 
 /** The real Worker as a model Worker of `model` (wrangler.model-*.toml), in its own "isolate". */
 function modelWorker(model: string): FakeWorker {
@@ -219,7 +210,10 @@ describe('MODEL_WORKERS syntax', () => {
         const res = await call(path, { method: 'POST', body: form(cat) }, front({ MODEL_WORKERS: 'resnet34v1' }));
         expect(res.status).toBe(500);
       }
-      expect(log.mock.calls.flat().map(String).join('\n')).toMatch(/MODEL_WORKERS: "resnet34v1" is not one model=binding pair/);
+      // One JSON line per error (src/errors.ts), its cause in words.
+      const causes = log.mock.calls.map(([line]) => (JSON.parse(String(line)) as { cause: string }).cause);
+      expect(causes).toHaveLength(2);
+      for (const cause of causes) expect(cause).toMatch(/MODEL_WORKERS: "resnet34v1" is not one model=binding pair/);
     } finally {
       log.mockRestore();
     }

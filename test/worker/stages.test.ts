@@ -8,17 +8,8 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stageKey } from '../../src/models/manifest';
 import { createStageApp } from '../../src/stages/server';
-import { call, fixture, form, seedModel, testEnv, type ErrorAnswer, type NativeAnswer } from './helpers';
+import { call, fixture, form, seedModel, testEnv, type ErrorAnswer, type NativeAnswer, isolatedBucket } from './helpers';
 
-/** Reads go to the test bucket; a distinct object means a distinct registry (one per "isolate"). */
-function isolatedBucket(): R2Bucket {
-  const b = testEnv.MODELS;
-  return {
-    get: (key: string) => b.get(key),
-    head: (key: string) => b.head(key),
-    list: (options?: R2ListOptions) => b.list(options),
-  } as unknown as R2Bucket;
-}
 
 const stageApp = createStageApp();
 
