@@ -30,14 +30,27 @@ export function pngChunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
+export interface PngFileOptions {
+  /** 2 (RGB) by default. */
+  colorType?: number;
+  /** 8 by default. */
+  bitDepth?: number;
+  interlaced?: boolean;
+  /** Splits the image data into IDAT chunks of at most this many bytes (decoders must join them). */
+  idatChunkBytes?: number;
+}
+
 /** IHDR + IDAT (already zlib-compressed scanlines, filter bytes included) + IEND. */
-export function pngFile(width: number, height: number, idat: Uint8Array, options: { colorType?: number; interlaced?: boolean } = {}): Uint8Array {
+export function pngFile(width: number, height: number, idat: Uint8Array, options: PngFileOptions = {}): Uint8Array {
   const ihdr = new Uint8Array(13);
   const v = new DataView(ihdr.buffer);
   v.setUint32(0, width);
   v.setUint32(4, height);
-  ihdr.set([8, options.colorType ?? 2, 0, 0, options.interlaced ? 1 : 0], 8);
-  const parts = [SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', idat), pngChunk('IEND', new Uint8Array())];
+  ihdr.set([options.bitDepth ?? 8, options.colorType ?? 2, 0, 0, options.interlaced ? 1 : 0], 8);
+  const step = options.idatChunkBytes || idat.length || 1;
+  const idats: Uint8Array[] = [];
+  for (let i = 0; i < Math.max(1, idat.length); i += step) idats.push(pngChunk('IDAT', idat.subarray(i, i + step)));
+  const parts = [SIGNATURE, pngChunk('IHDR', ihdr), ...idats, pngChunk('IEND', new Uint8Array())];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
   return out;

@@ -7,6 +7,7 @@ import { zlibSync } from 'fflate';
 import { decode as jpegJsDecode } from 'jpeg-js';
 import { decodeJpegImage as jpegDecoder } from '../../src/image/jpeg/index';
 import { decodePng as pngDecoder } from '../../src/image/png';
+import { pngFile } from '../../models/src/png';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../../src/errors';
 import { applyOrientation, decodeImage, probe, readExifOrientation, sniff, type DecodeLimits, type RgbImage } from '../../src/image';
@@ -115,26 +116,10 @@ function noise(seed: number, length: number): Uint8Array {
 
 // ---- PNG building blocks for hand-made edge cases ---------------------------------------------
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-const be32 = (v: number): number[] => [(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const typed = concat([...type].map((c) => c.charCodeAt(0)), data);
-  return concat(be32(data.length), typed, be32(crc32(typed)));
-}
 const PNG_SIG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 /** An 8-bit grayscale PNG of the given size whose image data is `raw`, zlib-compressed. */
 function grayPng(width: number, height: number, raw: Uint8Array): Uint8Array {
-  const ihdr = new Uint8Array([...be32(width), ...be32(height), 8, 0, 0, 0, 0]);
-  return concat(PNG_SIG, pngChunk('IHDR', ihdr), pngChunk('IDAT', zlibSync(raw)), pngChunk('IEND', new Uint8Array(0)));
+  return pngFile(width, height, zlibSync(raw), { colorType: 0 });
 }
 
 /** Offset of the first `FF code` marker in a JPEG. */

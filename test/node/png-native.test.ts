@@ -16,6 +16,7 @@ import { zlibSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors';
 import { decodePngTo, readPngHeader } from '../../src/image/png';
+import { pngFile } from '../../models/src/png';
 import { DEFAULT_PIECE, decodePngToAsync, nativeMemory, type NativeInflater } from '../../src/image/png/native';
 import type { DecodeLimits, RowSink } from '../../src/image/types';
 
@@ -155,36 +156,8 @@ async function agree(bytes: Uint8Array, piece?: number): Promise<boolean | 'erro
 
 // ---- generated PNGs --------------------------------------------------------------------------
 
-const CRC = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  let c = 0xffffffff;
-  for (let i = 4; i < 8 + data.length; i++) c = CRC[(c ^ out[i]!) & 0xff]! ^ (c >>> 8);
-  view.setUint32(8 + data.length, (c ^ 0xffffffff) >>> 0);
-  return out;
-}
-function png(width: number, height: number, idat: Uint8Array, split = 0): Uint8Array {
-  const ihdr = new Uint8Array(13);
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, height);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const idats: Uint8Array[] = [];
-  const step = split || idat.length || 1;
-  for (let i = 0; i < Math.max(1, idat.length); i += step) idats.push(chunk('IDAT', idat.subarray(i, i + step)));
-  const parts = [new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), ...idats, chunk('IEND', new Uint8Array(0))];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) out.set(p, (o += p.length) - p.length);
-  return out;
-}
+/** An 8-bit RGB PNG whose zlib stream is split into IDAT chunks of `split` bytes (0: one). */
+const png = (width: number, height: number, idat: Uint8Array, split = 0) => pngFile(width, height, idat, { idatChunkBytes: split });
 /** Filtered scanlines of a noisy gradient (all five filter types). */
 function scanlines(width: number, height: number, seed = 1): Uint8Array {
   const stride = width * 3;

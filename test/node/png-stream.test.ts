@@ -14,6 +14,7 @@ import { zlibSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors';
 import { decodePng, decodePngTo, pngDecodeMemory, readPngHeader } from '../../src/image/png';
+import { pngFile } from '../../models/src/png';
 import type { DecodeLimits, RowSink } from '../../src/image/types';
 
 const DIR = new URL('../fixtures/png/', import.meta.url);
@@ -69,46 +70,10 @@ function apiError(fn: () => unknown): ApiError {
   throw new Error('expected an ApiError, got no error');
 }
 
-// ---- a minimal PNG writer for generated images ------------------------------------------------
+// ---- generated images ---------------------------------------------------------------------------
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) out.set(p, (o += p.length) - p.length);
-  return out;
-}
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-function png(width: number, height: number, depth: number, colorType: number, idat: Uint8Array, interlace = 0): Uint8Array {
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  ihdr.set([depth, colorType, 0, 0, interlace], 8);
-  return concat(
-    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', idat),
-    pngChunk('IEND', new Uint8Array(0)),
-  );
-}
+const png = (width: number, height: number, bitDepth: number, colorType: number, idat: Uint8Array, interlace = 0) =>
+  pngFile(width, height, idat, { bitDepth, colorType, interlaced: interlace === 1 });
 
 /**
  * Photo-like 8-bit RGB (smooth gradients plus noise), filtered with Paeth, Sub, Up and Average
