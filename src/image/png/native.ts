@@ -8,6 +8,16 @@
  * decoder's 0.25 MB. 190 ms saved of the 720 ms end to end leaves T4 missed (~2.5x the
  * 640x480 JPEG; the 15.6 MB upload and inference alone take ~345 ms of the 422 allowed).
  *
+ * Tried again and reverted (third session, same day): wired into the pipeline for PNGs of 8 MiB
+ * and more inflated, where ResNet-50's longer inference would have let it pass T4 (the PNG row
+ * measured 2.54x with the JS inflater). Two findings stopped it:
+ * - the test pool's workerd (1.20260815) crashes ("The Workers runtime crashed unexpectedly")
+ *   inflating a generated 2400x1800 noisy PNG this way (13 MB inflated; 2400x900 passes; with
+ *   and without --liftoff-only), where wrangler's 1.20260426 decodes the same file. A newer
+ *   runtime is what deployments get, so this path must not run until the cause is known;
+ * - on poorly compressible data (that file: 9.7 MB for 13 MB) it is slower, 563 ms against the
+ *   JS decoder's 414 (`bench/png-decode.ts --workerd FILE`): a round trip per 4 KB piece.
+ *
  * Exactness: inflating is deterministic, so a stream that the native inflater finishes
  * without error gives the bytes ours would. Everything else, a native error of any kind
  * (bad data, bad checksum, a stream cut short or with trailing bytes), an unknown filter
