@@ -71,7 +71,7 @@ export function createApp() {
   // Its own small body limit, and no admission slot: posting a job does no image work.
   app.route('/', jobRoutes);
   // Open Inference Protocol (KServe v2): inference under the same body limit and admission as /predict.
-  app.on('POST', '/v2/models/*', limitBody, admit);
+  app.on('POST', '/v2/models/*', routeModel, limitBody, admit);
   app.route('/', v2Routes);
 
   for (const [path, allow] of METHODS) {

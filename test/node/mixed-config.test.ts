@@ -47,6 +47,8 @@ describe('the model of a request path', () => {
     expect(modelOfPath('/predictions/resnet50v1', 'resnet18v1')).toBe('resnet50v1');
     expect(modelOfPath('/resnet50v1/predict', 'resnet18v1')).toBe('resnet50v1');
     expect(modelOfPath('/predict/resnet%35%30v1', 'resnet18v1')).toBe('resnet50v1');
+    expect(modelOfPath('/v2/models/resnet50v1/infer', 'resnet18v1')).toBe('resnet50v1');
+    expect(modelOfPath('/v2/models/resnet50v1/versions/1/infer', 'resnet18v1')).toBe('resnet50v1');
   });
 
   it('gives moderate requests the default model, "/moderate/predict" included (a policy named predict)', () => {
@@ -56,7 +58,7 @@ describe('the model of a request path', () => {
   });
 
   it('has no model for other paths', () => {
-    for (const path of ['/models', '/models/resnet50v1', '/predict/a/b', '/moderate/a/b', '/ping', '/', '/predict/%E0%A4%A']) {
+    for (const path of ['/models', '/models/resnet50v1', '/predict/a/b', '/moderate/a/b', '/ping', '/', '/predict/%E0%A4%A', '/v2/models/resnet50v1', '/v2/models/resnet50v1/ready', '/v2/models/a/versions/1/ready', '/v2/models/a/b/infer']) {
       expect(modelOfPath(path, 'resnet18v1'), path).toBeUndefined();
     }
   });

@@ -83,6 +83,8 @@ describe('forwarding to a model Worker', () => {
     ['/moderate', { DEFAULT_MODEL: 'resnet34v1' }],
     ['/moderate/weapons', { DEFAULT_MODEL: 'resnet34v1' }],
     ['/moderate/predict', { DEFAULT_MODEL: 'resnet34v1' }],
+    ['/v2/models/resnet34v1/infer', {}],
+    ['/v2/models/resnet34v1/versions/1/infer', {}],
   ];
 
   for (const [path, vars] of shapes) {

@@ -18,6 +18,10 @@ import { REQUEST_ID_HEADER, requestIdOf } from '../request-log';
  */
 export function modelOfPath(path: string, defaultModel: string): string | undefined {
   const parts = path.split('/').slice(1);
+  // Open Inference Protocol: /v2/models/<model>[/versions/<v>]/infer (src/routes/v2).
+  if (parts[0] === 'v2' && parts[1] === 'models' && parts.at(-1) === 'infer' && (parts.length === 4 || (parts.length === 6 && parts[3] === 'versions'))) {
+    return decoded(parts[2]!);
+  }
   if (parts[0] === 'moderate' && parts.length <= 2) return defaultModel;
   if (parts.length === 1 && parts[0] === 'predict') return defaultModel;
   if (parts.length !== 2) return undefined;
