@@ -1,6 +1,7 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 import { serveFixture } from './test/fixtures-server.ts';
+import { validateOpenApi } from './test/openapi-validator.ts';
 
 // workerd 1.20260815 (the pool's) can deadlock when V8 tiers up onnxruntime's 14 MB wasm
 // module in the background while the isolate is busy: a background compile job waits for a
@@ -68,6 +69,8 @@ export default defineConfig({
               // the global setup, images) from disk in order to seed local R2.
               serviceBindings: {
                 FIXTURES: serveFixture,
+                // test/worker/openapi.test.ts: the OpenAPI validator runs on the Node side.
+                OPENAPI_VALIDATOR: validateOpenApi,
                 // The stage Workers of wrangler.toml's service bindings are not in this pool:
                 // test/worker/stages.test.ts binds the stage app itself, and
                 // test/node/e2e.test.ts runs the real ones under wrangler dev.

@@ -1,4 +1,5 @@
-import { Hono, type MiddlewareHandler } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { admissionFor, uploadBytes, type Admission, type Admitted } from './admission';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -7,6 +8,7 @@ import { ApiError, errorResponse, notFound, tooLarge } from './errors';
 import { apiKey } from './middleware/auth';
 import { requestLog, REQUEST_ID_HEADER, type RequestLogVariables } from './middleware/request-log';
 import { routeModel } from './middleware/route-model';
+import { DOC_METHODS, DOC_PATHS, docRoutes, validationHook } from './openapi';
 import { decoderMemoryBytes } from './image';
 import { isolateHeapBytes } from './models/registry';
 import { modelRoutes } from './routes/models';
@@ -35,12 +37,14 @@ const METHODS: Array<[path: string, allow: string]> = [
   ['/predictions/:model', 'POST'],
   ['/:model/predict', 'POST'],
   ...V2_METHODS,
+  ...DOC_METHODS,
 ];
 
 type AppEnv = { Bindings: Env; Variables: Admitted & RequestLogVariables };
 
 export function createApp() {
-  const app = new Hono<AppEnv>();
+  // OpenAPIHono: the routes' documented schemas gather here, for GET /openapi.json (src/openapi).
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook() });
 
   // First, so that every answer (CORS preflights, 401s, 404s included) has an id and a log line.
   app.use('*', requestLog());
@@ -56,8 +60,8 @@ export function createApp() {
       maxAge: 600,
     }),
   );
-  // Health checks stay open so load balancers need no secret.
-  app.use('*', async (c, next) => (c.req.path === '/ping' || V2_OPEN_PATHS.has(c.req.path) ? next() : auth(c, next)));
+  // Health checks stay open so load balancers need no secret; the API's description (src/openapi) so tools need none.
+  app.use('*', async (c, next) => (c.req.path === '/ping' || V2_OPEN_PATHS.has(c.req.path) || DOC_PATHS.has(c.req.path) ? next() : auth(c, next)));
   // Models with a Worker of their own (MODEL_WORKERS) go there before any body or slot is taken here.
   app.on('POST', ['/predict', '/predict/*', '/predictions/*', '/:model/predict', '/moderate', '/moderate/*'], routeModel, limitBody, admit);
 
@@ -73,6 +77,8 @@ export function createApp() {
   // Open Inference Protocol (KServe v2): inference under the same body limit and admission as /predict.
   app.on('POST', '/v2/models/*', routeModel, limitBody, admit);
   app.route('/', v2Routes);
+  // GET /openapi.json and GET /docs: the document of every route mounted on `app`.
+  app.route('/', docRoutes(app));
 
   for (const [path, allow] of METHODS) {
     app.all(path, (c) => {

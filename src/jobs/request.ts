@@ -1,7 +1,8 @@
 /**
  * The body of `POST /jobs`, checked with zod 4: `{ key } | { url }`, optional `policy` (a
  * name or an inline policy, at most 16 KB of JSON), `model`, `callback` and `metadata` (any
- * JSON, at most 4 KB, echoed back). Every issue is reported at once, naming its field.
+ * JSON, at most 4 KB, echoed back). The route validates with it (src/openapi), which reports
+ * every issue at once, naming its field.
  */
 import { z } from 'zod';
 import { MAX_CALLBACK_LENGTH } from '../webhooks';
@@ -32,13 +33,3 @@ export const JobRequestSchema = z
   .refine((b) => (b.key === undefined) !== (b.url === undefined), { message: 'send exactly one of "key" (an object in the uploads bucket) and "url"', path: [] });
 
 export type JobRequest = z.infer<typeof JobRequestSchema>;
-
-export function checkJobRequest(value: unknown): { ok: true; request: JobRequest } | { ok: false; message: string } {
-  const result = JobRequestSchema.safeParse(value);
-  if (result.success) return { ok: true, request: result.data };
-  const issues = result.error.issues.map((issue) => {
-    const field = issue.path.reduce<string>((at, key) => (typeof key === 'number' ? `${at}[${key}]` : `${at}.${String(key)}`), 'body');
-    return `${field}: ${issue.message}`;
-  });
-  return { ok: false, message: `invalid job: ${issues.join('; ')}` };
-}

@@ -2,24 +2,53 @@
  * `POST /moderate` and `POST /moderate/:policy`: classify as `/predict` does, then apply a
  * policy (named in the path, sent inline, or DEFAULT_POLICY) to every image's probabilities.
  */
-import { Hono, type Context, type HonoRequest } from 'hono';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context, HonoRequest } from 'hono';
 import type { Admitted } from '../admission';
 import { getConfig } from '../config';
 import { badRequest } from '../errors';
 import { registryFor } from '../models/registry';
 import { classify } from '../pipeline/classify';
 import { moderateBody } from '../answers';
+import { answerHeaders, errors, ModerateBodySchema, moderateBody as moderateRequestBody, PolicyNameSchema, registerUploadSchemas, validationHook } from '../openapi';
 import { inlinePolicy, loadPolicy, type ResolvedPolicy } from '../policies';
 import { readUploads } from '../upload';
 import { requestCache, setAnswerHeaders } from './predict';
 
 type ModerateEnv = { Bindings: Env; Variables: Admitted };
 
-export const moderateRoutes = new Hono<ModerateEnv>()
-  .post('/moderate', (c) => moderate(c, undefined))
-  .post('/moderate/:policy', (c) => moderate(c, c.req.param('policy')));
+const ok = { description: "Every image's decision under the policy.", headers: answerHeaders, content: { 'application/json': { schema: ModerateBodySchema } } };
+/** As /predict's, and 404 for a policy that is not stored, 500 for one stored broken. */
+const MODERATE_ERRORS = errors(400, 401, 404, 413, 415, 422, 500, 502, 503, 504);
 
-async function moderate(c: Context<ModerateEnv>, named: string | undefined): Promise<Response> {
+const withDefault = createRoute({
+  method: 'post',
+  path: '/moderate',
+  tags: ['moderate'],
+  summary: 'Moderate under DEFAULT_POLICY or an inline policy',
+  description: 'Classifies as /predict does (default model, top 5), then applies the inline policy if one is sent, else DEFAULT_POLICY (400 when it is not set).',
+  request: { body: moderateRequestBody },
+  responses: { 200: ok, ...MODERATE_ERRORS },
+});
+
+const named = createRoute({
+  method: 'post',
+  path: '/moderate/{policy}',
+  tags: ['moderate'],
+  summary: 'Moderate under a stored policy',
+  description: 'As POST /moderate, under the stored policy named in the path (no inline policy with it: 400).',
+  request: { params: z.object({ policy: PolicyNameSchema }), body: moderateRequestBody },
+  responses: { 200: ok, ...MODERATE_ERRORS },
+});
+
+const routes = new OpenAPIHono<ModerateEnv>({ defaultHook: validationHook() });
+registerUploadSchemas(routes.openAPIRegistry);
+
+export const moderateRoutes = routes
+  .openapi(withDefault, async (c) => c.json(await moderate(c, undefined), 200))
+  .openapi(named, async (c) => c.json(await moderate(c, c.req.valid('param').policy), 200));
+
+async function moderate(c: Context<ModerateEnv>, named: string | undefined) {
   const started = performance.now();
   const config = getConfig(c.env);
   const policy = await choosePolicy(c, named);
@@ -34,7 +63,7 @@ async function moderate(c: Context<ModerateEnv>, named: string | undefined): Pro
   });
   const total = performance.now() - started;
   setAnswerHeaders(c, result, total);
-  return c.json(moderateBody(result, policy, total));
+  return moderateBody(result, policy, total);
 }
 
 /** The path's policy, or the inline one, or DEFAULT_POLICY; never two of them. */

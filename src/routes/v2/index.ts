@@ -7,7 +7,8 @@
  *
  * Errors are the protocol's `{ "error": "..." }` with our status codes; see `v2ErrorResponse`.
  */
-import { Hono, type Context } from 'hono';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { version as serverVersion } from '../../../package.json';
 import type { Admitted } from '../../admission';
@@ -18,6 +19,22 @@ import type { ModelManifest } from '../../models/manifest';
 import { registryFor, type ModelRegistry } from '../../models/registry';
 import { classify, type Classification } from '../../pipeline/classify';
 import { classifyTensor } from '../../pipeline/tensor';
+import {
+  answerHeaders,
+  OPEN,
+  V2InferenceRequestSchema,
+  V2ErrorSchema,
+  V2InferenceResponseSchema,
+  V2LiveSchema,
+  V2ModelMetadataSchema,
+  V2ModelParamsSchema,
+  V2ModelReadySchema,
+  V2ServerMetadataSchema,
+  V2ServerReadySchema,
+  V2VersionParamsSchema,
+  v2Errors,
+  validationHook,
+} from '../../openapi';
 import { requestCache, setAnswerHeaders } from '../predict';
 import { bytesElements, elements, fp32Values, HEADER_LENGTH, readRequest, type ReadInput } from './request';
 import { inferResponse, requestedOutputs } from './response';
@@ -48,16 +65,117 @@ export const V2_OPEN_PATHS: ReadonlySet<string> = new Set(['/v2/health/live', '/
 
 export const isV2Path = (path: string): boolean => path === '/v2' || path.startsWith('/v2/');
 
-export const v2Routes = new Hono<V2Env>()
-  .get('/v2', (c) => c.json({ name: 'edge-resnet', version: serverVersion, extensions: EXTENSIONS }))
-  .get('/v2/health/live', (c) => c.json({ live: true }))
-  .get('/v2/health/ready', serverReady)
-  .get('/v2/models/:model', (c) => metadata(c))
-  .get('/v2/models/:model/versions/:version', (c) => metadata(c))
-  .get('/v2/models/:model/ready', (c) => modelReady(c))
-  .get('/v2/models/:model/versions/:version/ready', (c) => modelReady(c))
-  .post('/v2/models/:model/infer', (c) => infer(c))
-  .post('/v2/models/:model/versions/:version/infer', (c) => infer(c));
+const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+const weightHeaderDocs = {
+  'X-Model-Id': answerHeaders['X-Model-Id'],
+  'X-Model-Weights': answerHeaders['X-Model-Weights'],
+  Warning: answerHeaders.Warning,
+};
+
+const serverMetadata = createRoute({
+  method: 'get',
+  path: '/v2',
+  tags: ['v2'],
+  summary: 'Server metadata',
+  responses: { 200: json(V2ServerMetadataSchema, 'Name, version and the extensions served.'), ...v2Errors(401, 500) },
+});
+
+const live = createRoute({
+  method: 'get',
+  path: '/v2/health/live',
+  tags: ['v2', 'health'],
+  summary: 'Server liveness',
+  ...OPEN,
+  responses: { 200: json(V2LiveSchema, 'Live.'), ...v2Errors(500) },
+});
+
+const ready = createRoute({
+  method: 'get',
+  path: '/v2/health/ready',
+  tags: ['v2', 'health'],
+  summary: 'Server readiness',
+  description: 'Ready when the default model is in the bucket, as /ping says Healthy.',
+  ...OPEN,
+  responses: { 200: json(V2ServerReadySchema, 'Ready.'), 503: json(V2ServerReadySchema, 'Not ready, with the reason.'), ...v2Errors(500) },
+});
+
+const MODEL_ERRORS = v2Errors(401, 404, 500, 503);
+
+const metadataRoute = (path: '/v2/models/{model}' | '/v2/models/{model}/versions/{version}') =>
+  createRoute({
+    method: 'get',
+    path,
+    tags: ['v2'],
+    summary: path.includes('versions') ? 'Model metadata (a version)' : 'Model metadata',
+    description: 'Two inputs, of which a request sends one: `image` (BYTES, encoded images) or the model\'s own (FP32 [N,3,224,224], normalized).',
+    request: { params: path.includes('versions') ? V2VersionParamsSchema : V2ModelParamsSchema },
+    responses: { 200: { ...json(V2ModelMetadataSchema, 'The model.'), headers: weightHeaderDocs }, ...MODEL_ERRORS },
+  });
+
+const readyRoute = (path: '/v2/models/{model}/ready' | '/v2/models/{model}/versions/{version}/ready') =>
+  createRoute({
+    method: 'get',
+    path,
+    tags: ['v2'],
+    summary: path.includes('versions') ? 'Model readiness (a version)' : 'Model readiness',
+    description: 'Ready when its files are in the bucket: its session is created on first use.',
+    request: { params: path.includes('versions') ? V2VersionParamsSchema : V2ModelParamsSchema },
+    responses: {
+      200: json(V2ModelReadySchema, 'Ready.'),
+      // Not ready as the protocol says it, or (as any model route) its manifest unreadable.
+      503: json(z.union([V2ModelReadySchema, V2ErrorSchema]), 'Not ready: its files are not in the bucket; or `{ error }` when its manifest cannot be read.'),
+      ...v2Errors(401, 404, 500),
+    },
+  });
+
+const inferRoute = (path: '/v2/models/{model}/infer' | '/v2/models/{model}/versions/{version}/infer') =>
+  createRoute({
+    method: 'post',
+    path,
+    tags: ['v2'],
+    summary: path.includes('versions') ? 'Inference (a version)' : 'Inference',
+    description:
+      'The input `image` (BYTES: encoded images, base64 strings in JSON) runs the same pipeline as /predict, result cache included; the model\'s own FP32 input goes straight to the model. Extensions: binary tensor data (`Inference-Header-Content-Length`) and classification (output parameter `classification`: top K).',
+    request: {
+      params: path.includes('versions') ? V2VersionParamsSchema : V2ModelParamsSchema,
+      // Read by the route (./request.ts) from the raw bytes, which may carry binary tensors after
+      // the JSON: documented by $ref, so that no validator parses the body first.
+      body: {
+        required: true,
+        description: 'The inference request; with binary tensor data, the JSON part then the tensors\' bytes (Inference-Header-Content-Length: the JSON part\'s length). At most MAX_BODY_BYTES.',
+        content: {
+          'application/json': { schema: { $ref: '#/components/schemas/V2InferenceRequest' } },
+          'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } },
+        },
+      },
+    },
+    responses: {
+      200: {
+        description: 'The outputs, in JSON or (binary tensor data) the JSON part then the tensors\' bytes.',
+        headers: { ...answerHeaders, [HEADER_LENGTH]: { description: 'With binary outputs: the JSON part\'s length.', schema: { type: 'integer' } } },
+        content: {
+          'application/json': { schema: V2InferenceResponseSchema },
+          'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } },
+        },
+      },
+      ...v2Errors(400, 401, 404, 413, 415, 422, 500, 503, 504),
+    },
+  });
+
+const routes = new OpenAPIHono<V2Env>({ defaultHook: validationHook() });
+routes.openAPIRegistry.register('V2InferenceRequest', V2InferenceRequestSchema);
+
+export const v2Routes = routes
+  .openapi(serverMetadata, (c) => c.json({ name: 'edge-resnet', version: serverVersion, extensions: EXTENSIONS }, 200))
+  .openapi(live, (c) => c.json({ live: true }, 200))
+  .openapi(ready, serverReady)
+  .openapi(metadataRoute('/v2/models/{model}'), (c) => metadata(c))
+  .openapi(metadataRoute('/v2/models/{model}/versions/{version}'), (c) => metadata(c))
+  .openapi(readyRoute('/v2/models/{model}/ready'), (c) => modelReady(c))
+  .openapi(readyRoute('/v2/models/{model}/versions/{version}/ready'), (c) => modelReady(c))
+  .openapi(inferRoute('/v2/models/{model}/infer'), (c) => infer(c))
+  .openapi(inferRoute('/v2/models/{model}/versions/{version}/infer'), (c) => infer(c));
 
 /**
  * The protocol's error object, `{ "error": message }`, in place of our `{ code, type, message }`
@@ -72,7 +190,7 @@ export async function v2ErrorResponse(err: Error, c: Context): Promise<Response>
 }
 
 /** Ready when the default model is in R2, as /ping says Healthy; 503 with the reason otherwise. */
-async function serverReady(c: V2Context): Promise<Response> {
+async function serverReady(c: V2Context) {
   const config = getConfig(c.env);
   let reason: string | undefined;
   try {
@@ -80,10 +198,10 @@ async function serverReady(c: V2Context): Promise<Response> {
   } catch (err) {
     reason = `default model ${config.defaultModel}: ${err instanceof Error ? err.message : 'unreachable'}`;
   }
-  return reason ? c.json({ ready: false, reason }, 503) : c.json({ ready: true });
+  return reason ? c.json({ ready: false, reason }, 503) : c.json({ ready: true }, 200);
 }
 
-async function metadata(c: V2Context): Promise<Response> {
+async function metadata(c: V2Context) {
   const { manifest, version } = await modelOf(c);
   weightHeaders(c, manifest);
   const [, channels, height, width] = manifest.input.shape;
@@ -97,14 +215,14 @@ async function metadata(c: V2Context): Promise<Response> {
       { name: manifest.input.name, datatype: 'FP32', shape: [-1, channels, height, width] },
     ],
     outputs: [{ name: manifest.output.name, datatype: 'FP32', shape: [-1, manifest.output.shape[1]] }],
-  });
+  }, 200);
 }
 
 /** A model is ready when its files are in R2: its session is created on first use. */
-async function modelReady(c: V2Context): Promise<Response> {
+async function modelReady(c: V2Context) {
   const { manifest } = await modelOf(c);
   const ready = await registryFor(c.env).available(manifest.id);
-  return c.json({ name: manifest.id, ready }, ready ? 200 : 503);
+  return ready ? c.json({ name: manifest.id, ready }, 200) : c.json({ name: manifest.id, ready }, 503);
 }
 
 async function infer(c: V2Context): Promise<Response> {

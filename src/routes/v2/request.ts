@@ -3,28 +3,17 @@
  * Triton's binary tensor data extension the raw tensor bytes after it. Only what the protocol
  * says is read; what it leaves to the server (which inputs a model takes) is checked by the route.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { badRequest } from '../../errors';
+import {
+  V2InferenceRequestSchema as InferenceRequest,
+  V2ParametersSchema as Parameters,
+  V2RequestInputSchema as RequestInput,
+  V2RequestOutputSchema as RequestOutput,
+} from '../../openapi';
 
 /** `Inference-Header-Content-Length`: the JSON part's length when binary tensor data follows it. */
 export const HEADER_LENGTH = 'Inference-Header-Content-Length';
-
-const Parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
-const Shape = z.array(z.number().int().nonnegative()).max(8);
-const RequestInput = z.object({
-  name: z.string(),
-  shape: Shape,
-  datatype: z.string(),
-  parameters: Parameters.optional(),
-  data: z.unknown().optional(),
-});
-const RequestOutput = z.object({ name: z.string(), parameters: Parameters.optional() });
-const InferenceRequest = z.object({
-  id: z.string().optional(),
-  parameters: Parameters.optional(),
-  inputs: z.array(RequestInput).min(1),
-  outputs: z.array(RequestOutput).optional(),
-});
 
 export type Params = z.infer<typeof Parameters>;
 export type RequestInput = z.infer<typeof RequestInput>;
