@@ -183,7 +183,7 @@ function pathOf(header: Header, scale: number): string {
     const kind = header.lossless ? 'webp-lossless' : 'webp-lossy';
     return scale > 1 ? `${kind}@1/${scale}` : kind;
   }
-  const kind = header.sof === 0xc2 ? 'jpeg-progressive' : 'jpeg';
+  const kind = (header.sof === 0xc2 || header.sof === 0xca ? 'jpeg-progressive' : 'jpeg') + (header.sof === 0xc9 || header.sof === 0xca ? '-arith' : '');
   return scale > 1 ? `${kind}@1/${scale}` : kind;
 }
 

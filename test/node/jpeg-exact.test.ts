@@ -45,8 +45,6 @@ function headerOf(bytes: Uint8Array): JpegHeader {
 
 /** Files where we knowingly differ from Pillow, and why. */
 const DIVERGES: Record<string, string> = {
-  // libjpeg-turbo decodes arithmetic coding; we refuse it (422), the caller may fall back.
-  'cat-arith.jpg': 'arithmetic',
   // Pillow fails in its own EXIF parser while opening; the pixel data is fine and we decode it.
   'truncated_exif_dpi.jpg': 'pillow-exif',
 };
@@ -69,10 +67,6 @@ function checkAgainstPillow(dir: string, entries: Golden[]): { matched: number; 
   for (const g of entries) {
     const bytes = read(join(dir, g.file));
     const why = DIVERGES[g.file];
-    if (why === 'arithmetic') {
-      expect(() => decodeJpegImage(bytes, headerOf(bytes), 1, LIMITS), g.file).toThrow(/arithmetic/);
-      continue;
-    }
     if (why === 'pillow-exif') continue;
     if (g.error) {
       expectApiError4xx(() => decodeJpegImage(bytes, headerOf(bytes), 1, LIMITS));
@@ -91,7 +85,7 @@ describe('full scale: bit-exact with Pillow', () => {
   it('every fixture layout', () => {
     const entries = golden('golden.json');
     const { matched } = checkAgainstPillow(FIXTURES, entries);
-    expect(matched).toBe(entries.length - 1); // all but the arithmetic-coded one
+    expect(matched).toBe(entries.length); // the arithmetic-coded one included
   });
 
   it("Pillow's own test JPEGs (no EXIF transposition)", () => {
@@ -100,6 +94,55 @@ describe('full scale: bit-exact with Pillow', () => {
     const { matched, refused } = checkAgainstPillow(PILLOW_TESTS, entries);
     expect(matched).toBe(56);
     expect(refused).toBe(2); // truncated_jpeg.jpg, ultrahdr.jpg ("image file is truncated")
+  });
+});
+
+describe('arithmetic coding (SOF9, SOF10)', () => {
+  // scripts/make-arith-fixtures.sh: jpegtran re-codes Huffman fixtures without touching their
+  // DCT coefficients, so each must decode to its source's Pillow golden, at every scale.
+  const ARITH = join(FIXTURES, 'arith');
+  const sources = JSON.parse(readFileSync(join(ARITH, 'sources.json'), 'utf8')) as Array<{ file: string; source: string }>;
+  const goldens = new Map(golden('golden.json').map((g) => [g.file, g]));
+
+  it('sequential and progressive, with and without restarts: the source\'s pixels at every scale', () => {
+    expect(sources.length).toBeGreaterThanOrEqual(8);
+    for (const { file, source } of sources) {
+      const arith = read(join(ARITH, file));
+      const huffman = read(join(FIXTURES, source));
+      const header = headerOf(arith);
+      expect([0xc9, 0xca], file).toContain(header.sof);
+      const scales: JpegScale[] = file.startsWith('big-') ? [4, 8] : [1, 2, 4, 8];
+      for (const scale of scales) {
+        const ours = decodeJpegImage(arith, header, scale, LIMITS);
+        const want = decodeJpegImage(huffman, headerOf(huffman), scale, LIMITS);
+        expect(ours.data.length, `${file} at 1/${scale}`).toBe(want.data.length);
+        expect(sha256(ours.data), `${file} at 1/${scale}`).toBe(sha256(want.data));
+        if (scale === 1) expect(sha256(ours.data), file).toBe(goldens.get(source)!.sha256);
+      }
+    }
+  });
+
+  it('damaged data: what libjpeg-turbo makes of it (its own decode, djpeg), or a 422 where it refuses', () => {
+    const damaged = JSON.parse(readFileSync(join(ARITH, 'damaged.json'), 'utf8')) as Array<{ file: string; djpegSha256: string }>;
+    expect(damaged.length).toBeGreaterThanOrEqual(5);
+    for (const { file, djpegSha256 } of damaged) {
+      const bytes = read(join(ARITH, file));
+      if (djpegSha256 === 'refused') {
+        expectApiError4xx(() => decodeJpegImage(bytes, headerOf(bytes), 1, LIMITS));
+        continue;
+      }
+      expect(sha256(decodeJpegImage(bytes, headerOf(bytes), 1, LIMITS).data), file).toBe(djpegSha256);
+    }
+  });
+
+  it('lossless and hierarchical arithmetic frames are refused with 422, naming why', () => {
+    const base = read(join(ARITH, 'cat-420-arith.jpg'));
+    const sof = base.findIndex((b, i) => b === 0xff && base[i + 1] === 0xc9);
+    for (const [code, why] of [[0xcb, /lossless/], [0xcd, /hierarchical/]] as const) {
+      const bytes = base.slice();
+      bytes[sof + 1] = code;
+      expect(() => decodeJpegImage(bytes, { ...headerOf(base), sof: code }, 1, LIMITS)).toThrow(why);
+    }
   });
 });
 

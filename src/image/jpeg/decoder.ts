@@ -1,6 +1,6 @@
 /**
  * The decoding pipeline: libjpeg's marker reader (jdmarker.c), entropy decoders (jdhuff.c,
- * jdphuff.c), IDCT, upsampling and colour conversion, with the output streamed to a RowSink
+ * jdphuff.c, and jdarith.c's in ./arith.ts), IDCT, upsampling and colour conversion, with the output streamed to a RowSink
  * one iMCU row (8 * max v-sampling rows at full scale) at a time.
  *
  * Two modes, as libjpeg has: a file whose first scan holds every component (baseline and
@@ -13,6 +13,7 @@
 import { tooLarge, unprocessableImage } from '../../errors';
 import { BitReader, buildHuffman, HUFFMAN_TABLE_BYTES, nextMarker, type HuffmanSpec, type HuffmanTable } from './bits';
 import { acFirstScan, acRefineScan, decodeBlockFast } from './entropy';
+import { ARITH_TABLES, ArithScan, defaultConditioning, type ArithConditioning } from './arith';
 import { idctCorner, idctIslow, idctReduced, neededCoefficients, reducedMatrix, type ReducedKernel } from './idct';
 import { cmykToRgb, grayToRgb, planesToRgb, ycbcrToRgb, ycckToRgb } from './color';
 import { FULL, H1V2, H2V1, H2V2, h1v2, h2v1, h2v2, replicate, upsampleMethod } from './upsample';
@@ -26,6 +27,9 @@ const NATURAL = Uint8Array.from([
 ]);
 
 const corrupt = (what: string) => unprocessableImage(`corrupt JPEG: ${what}`);
+/** SOF2 (Huffman) and SOF10 (arithmetic) are progressive; SOF9 and SOF10 are arithmetic-coded. */
+export const isProgressive = (sof: number): boolean => sof === 0xc2 || sof === 0xca;
+export const isArithmetic = (sof: number): boolean => sof === 0xc9 || sof === 0xca;
 const u16 = (b: Uint8Array, i: number): number => (b[i]! << 8) | b[i + 1]!;
 
 export interface FrameComponent {
@@ -174,6 +178,8 @@ interface Comp extends FrameComponent, CompLayout {
 
 interface ScanComp {
   comp: Comp;
+  /** Position in the scan header (the arithmetic decoder's per-component state). */
+  si: number;
   dc: HuffmanTable | null;
   ac: HuffmanTable | null;
 }
@@ -203,6 +209,10 @@ export function decodeInto(bytes: Uint8Array, sink: RowSink, opts: DecodeOptions
   let jfif = false;
   let adobe: number | null = null;
   let st: State | null = null;
+  // Arithmetic coding: DAC conditioning (SOI's defaults until a DAC segment), and the
+  // statistics areas, allocated at the first arithmetic scan and reused by every scan.
+  const conditioning: ArithConditioning = defaultConditioning();
+  let arithStats: { dc: Uint8Array[]; ac: Uint8Array[] } | null = null;
 
   let pos = 2;
   for (;;) {
@@ -236,17 +246,16 @@ export function decodeInto(bytes: Uint8Array, sink: RowSink, opts: DecodeOptions
       // APPn, COM, DNL: nothing we need
     } else if (code >= 0xc0 && code <= 0xcf && code !== 0xc4 && code !== 0xc8 && code !== 0xcc) {
       if (frame) throw corrupt('more than one frame header');
-      if (code === 0xc3) throw unprocessableImage('lossless JPEG is not supported');
-      if (code >= 0xc9) throw unprocessableImage('arithmetic-coded JPEG is not supported');
-      if (code !== 0xc0 && code !== 0xc1 && code !== 0xc2) throw unprocessableImage('hierarchical JPEG is not supported');
+      if (code === 0xc3 || code === 0xcb) throw unprocessableImage('lossless JPEG is not supported');
+      if (code !== 0xc0 && code !== 0xc1 && code !== 0xc2 && !isArithmetic(code)) throw unprocessableImage('hierarchical JPEG is not supported');
       frame = readSof(code, seg);
     } else if (code === 0xcc) {
-      throw unprocessableImage('arithmetic-coded JPEG is not supported');
+      readDac(seg, conditioning);
     } else if (code === 0xda) {
       if (!frame) throw corrupt('scan before the frame header');
       const scan = readSos(seg, frame);
       if (!st) {
-        st = setup(frame, colorModelOf(frame, jfif, adobe), scan.ids.length === frame.comps.length && frame.sof !== 0xc2, opts);
+        st = setup(frame, colorModelOf(frame, jfif, adobe), scan.ids.length === frame.comps.length && !isProgressive(frame.sof), opts);
       }
       const comps = scan.ids.map((i) => st!.comps[i]!);
       for (const c of comps) {
@@ -256,22 +265,35 @@ export function decodeInto(bytes: Uint8Array, sink: RowSink, opts: DecodeOptions
           c.quant = q.slice();
         }
       }
+      const arithmetic = isArithmetic(frame.sof);
+      const progressive = isProgressive(frame.sof);
       const sc: ScanComp[] = comps.map((comp, i) => ({
         comp,
-        dc: scan.ss === 0 && scan.ah === 0 ? huffman(dcSpecs, scan.td[i]!, true, tableSlots) : null,
-        ac: scan.se > 0 || frame!.sof !== 0xc2 ? huffman(acSpecs, scan.ta[i]!, false, tableSlots) : null,
+        si: i,
+        dc: !arithmetic && scan.ss === 0 && scan.ah === 0 ? huffman(dcSpecs, scan.td[i]!, true, tableSlots) : null,
+        ac: !arithmetic && (scan.se > 0 || !progressive) ? huffman(acSpecs, scan.ta[i]!, false, tableSlots) : null,
       }));
-      if (frame.sof !== 0xc2) {
+      if (!progressive && !arithmetic) {
         // Sequential: dc and ac both needed even if the scan says otherwise (jdhuff.c just warns).
         for (let i = 0; i < sc.length; i++) sc[i]!.dc ??= huffman(dcSpecs, scan.td[i]!, true, tableSlots);
       }
       const reader = new BitReader(bytes, pos);
+      let arith: ArithScan | null = null;
+      if (arithmetic) {
+        arithStats ??= {
+          dc: Array.from({ length: ARITH_TABLES }, () => new Uint8Array(64)),
+          ac: Array.from({ length: ARITH_TABLES }, () => new Uint8Array(256)),
+        };
+        const usesDc = !progressive || (scan.ss === 0 && scan.ah === 0);
+        const usesAc = !progressive || scan.ss > 0;
+        arith = new ArithScan(reader, conditioning, scan.td, scan.ta, usesDc, usesAc, arithStats);
+      }
       if (!st.buffered) {
-        streamScan(st, reader, sc, restartInterval, sink);
+        streamScan(st, reader, sc, restartInterval, sink, arith);
         return { width: st.layout.outW, height: st.layout.outH };
       }
-      if (frame.sof === 0xc2) progressiveScan(st, reader, sc, restartInterval, scan);
-      else sequentialScan(st, reader, sc, restartInterval);
+      if (progressive) progressiveScan(st, reader, sc, restartInterval, scan, arith);
+      else sequentialScan(st, reader, sc, restartInterval, arith);
       const next = reader.endMarker();
       if (next < 0) break;
       pos = next;
@@ -299,6 +321,22 @@ function readDqt(seg: Uint8Array, quant: (Int32Array | undefined)[]): void {
     }
     i += size;
     quant[tq] = t;
+  }
+}
+
+/** jdmarker.c get_dac: DC bounds L and U (L <= U) for tables 0..15, the AC threshold K for 16..31. */
+function readDac(seg: Uint8Array, cond: ArithConditioning): void {
+  if (seg.length % 2 !== 0) throw corrupt('bad DAC length');
+  for (let i = 0; i < seg.length; i += 2) {
+    const index = seg[i]!;
+    const value = seg[i + 1]!;
+    if (index >= 2 * ARITH_TABLES) throw corrupt('bad arithmetic conditioning table index');
+    if (index >= ARITH_TABLES) cond.acK[index - ARITH_TABLES] = value;
+    else {
+      cond.dcL[index] = value & 15;
+      cond.dcU[index] = value >> 4;
+      if ((value & 15) > value >> 4) throw corrupt('bad arithmetic DC conditioning');
+    }
   }
 }
 
@@ -368,8 +406,8 @@ function readSos(seg: Uint8Array, frame: Frame): Scan {
   const se = seg[2 + 2 * n]!;
   const ah = seg[3 + 2 * n]! >> 4;
   const al = seg[3 + 2 * n]! & 15;
-  if (frame.sof === 0xc2) {
-    // jdphuff.c start_pass_phuff_decoder: these are fatal there.
+  if (isProgressive(frame.sof)) {
+    // jdphuff.c start_pass_phuff_decoder (and jdarith.c's start_pass): these are fatal there.
     let bad = ss === 0 ? se !== 0 : ss > se || se > 63 || n !== 1;
     if (ah !== 0 && al !== ah - 1) bad = true;
     if (al > 13) bad = true;
@@ -379,7 +417,7 @@ function readSos(seg: Uint8Array, frame: Frame): Scan {
     for (const ci of ids) blocks += n === 1 ? 1 : frame.comps[ci]!.h * frame.comps[ci]!.v;
     if (blocks > 10) throw corrupt('too many blocks in an MCU');
   }
-  if (n > 1 && frame.sof === 0xc2) {
+  if (n > 1 && isProgressive(frame.sof)) {
     let blocks = 0;
     for (const ci of ids) blocks += frame.comps[ci]!.h * frame.comps[ci]!.v;
     if (blocks > 10) throw corrupt('too many blocks in an MCU');
@@ -464,7 +502,7 @@ interface State {
 function setup(frame: Frame, color: ColorModel, singleScan: boolean, opts: DecodeOptions): State {
   const layout = layoutOf(frame, opts.scale);
   const buffered = !singleScan;
-  const progressive = frame.sof === 0xc2;
+  const progressive = isProgressive(frame.sof);
   const need = memoryOf(frame, opts.scale, buffered, progressive, opts.kernel);
   if (need > opts.maxMemoryBytes) {
     throw tooLarge(`JPEG of ${frame.width}x${frame.height} needs ${Math.ceil(need / 2 ** 20)} MiB to decode, over the limit of ${Math.floor(opts.maxMemoryBytes / 2 ** 20)} MiB`);
@@ -533,6 +571,8 @@ class Restarts {
     private readonly reader: BitReader,
     private readonly interval: number,
     private readonly comps: ScanComp[],
+    /** An arithmetic-coded scan: its statistics restart too, and damage (not running out of data) stops its blocks. */
+    private readonly arith: ArithScan | null = null,
   ) {
     this.left = interval;
   }
@@ -548,9 +588,11 @@ class Restarts {
         for (const s of this.comps) s.comp.pred = 0;
         this.eobrun = 0;
         this.left = this.interval;
+        this.arith?.resetStats();
       }
       this.left--;
     }
+    if (this.arith) return this.arith.ok;
     return !this.stuck && !this.reader.exhausted;
   }
 }
@@ -562,9 +604,9 @@ function idctInto(st: State, comp: Comp, coef: Int16Array, co: number, slots: In
 }
 
 /** The single interleaved scan of a sequential file, decoded and emitted one iMCU row at a time. */
-function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: number, sink: RowSink): void {
+function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: number, sink: RowSink, arith: ArithScan | null): void {
   const L = st.layout;
-  const rs = new Restarts(reader, interval, sc);
+  const rs = new Restarts(reader, interval, sc, arith);
   const blk = st.block;
   const single = sc.length === 1;
   for (const s of sc) s.comp.pred = 0;
@@ -577,18 +619,25 @@ function streamScan(st: State, reader: BitReader, sc: ScanComp[], interval: numb
       for (let by = my * comp.v; by < Math.min((my + 1) * comp.v, comp.rbh); by++) {
         for (let bx = 0; bx < comp.rbw; bx++) {
           for (let i = 0; i < comp.kept; i++) blk[i] = 0; // not fill(): its builtin call costs more, a block
-          if (rs.beforeMcu()) comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
+          if (rs.beforeMcu()) {
+            if (arith) arithBlock(arith, sc[0]!, blk, 0);
+            else comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
+          }
           idctInto(st, comp, blk, 0, comp.slots, comp.strips[slot], (by - my * comp.v) * comp.sy * comp.stride + bx * comp.sx);
         }
       }
     } else {
       for (let mx = 0; mx < L.mcusX; mx++) {
         const go = rs.beforeMcu();
-        for (const { comp, dc, ac } of sc) {
+        for (const s of sc) {
+          const { comp, dc, ac } = s;
           for (let v = 0; v < comp.v; v++) {
             for (let h = 0; h < comp.h; h++) {
               for (let i = 0; i < comp.kept; i++) blk[i] = 0; // not fill(): its builtin call costs more, a block
-              if (go) comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
+              if (go) {
+                if (arith) arithBlock(arith, s, blk, 0);
+                else comp.pred = decodeBlockFast(reader, dc!, ac!, comp.pred, blk, 0, comp.zslot);
+              }
               idctInto(st, comp, blk, 0, comp.slots, comp.strips[slot], v * comp.sy * comp.stride + (mx * comp.h + h) * comp.sx);
             }
           }
@@ -690,8 +739,15 @@ function emitStrip(st: State, r: number, sink: RowSink): void {
 }
 
 /** Calls `each(scanComp, blockIndex)` for every block of the scan in MCU order, with restarts. */
-function forEachBlock(st: State, reader: BitReader, sc: ScanComp[], interval: number, each: (s: ScanComp, b: number, rs: Restarts) => void): void {
-  const rs = new Restarts(reader, interval, sc);
+function forEachBlock(
+  st: State,
+  reader: BitReader,
+  sc: ScanComp[],
+  interval: number,
+  each: (s: ScanComp, b: number, rs: Restarts) => void,
+  arith: ArithScan | null = null,
+): void {
+  const rs = new Restarts(reader, interval, sc, arith);
   for (const s of sc) s.comp.pred = 0;
   if (sc.length === 1) {
     const s = sc[0]!;
@@ -716,18 +772,36 @@ function forEachBlock(st: State, reader: BitReader, sc: ScanComp[], interval: nu
 }
 
 /** A sequential scan of a multi-scan file, into the coefficient buffers. */
-function sequentialScan(st: State, reader: BitReader, sc: ScanComp[], interval: number): void {
+function sequentialScan(st: State, reader: BitReader, sc: ScanComp[], interval: number, arith: ArithScan | null): void {
+  if (arith) {
+    forEachBlock(st, reader, sc, interval, (s, b) => arithBlock(arith, s, s.comp.coefs!, b * s.comp.kept), arith);
+    return;
+  }
   forEachBlock(st, reader, sc, interval, (s, b) => {
     const c = s.comp;
     c.pred = decodeBlockFast(reader, s.dc!, s.ac!, c.pred, c.coefs!, b * c.kept, c.zslot);
   });
 }
 
+/**
+ * One block of a sequential arithmetic-coded scan (jdarith.c decode_mcu): DC, then AC 1..63.
+ * A block after damage in the same restart interval stays as it is, as the rest of libjpeg's MCU does.
+ */
+function arithBlock(arith: ArithScan, s: ScanComp, out: Int16Array, base: number): void {
+  if (!arith.ok) return;
+  const c = s.comp;
+  if (!arith.dc(s.si, c)) return;
+  const z = c.zslot[0]!;
+  if (z >= 0) out[base + z] = c.pred;
+  arith.ac(s.si, 1, 63, 0, out, base, c.zslot, null, 0);
+}
+
 /** One progressive scan: jdphuff.c's four decoders. */
-function progressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval: number, scan: Scan): void {
+function progressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval: number, scan: Scan, arith: ArithScan | null): void {
   const { ss, se, ah, al } = scan;
   const p1 = 1 << al;
   const m1 = -1 << al;
+  if (arith) return arithProgressiveScan(st, reader, sc, interval, scan, arith);
   if (ss === 0) {
     if (ah === 0) {
       forEachBlock(st, reader, sc, interval, (s, b) => {
@@ -753,6 +827,71 @@ function progressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval:
   const grid = { rows: c.rbh, cols: c.rbw, stride: c.bw };
   if (ah === 0) acFirstScan(reader, rs, grid, ac!, c.coefs!, c.kept, c.zslot, c.nz!, ss, se, al);
   else acRefineScan(reader, rs, grid, ac!, c.coefs!, c.kept, c.zslot, c.nz!, ss, se, p1, m1);
+}
+
+/** One progressive arithmetic-coded scan: jdarith.c's four MCU decoders. */
+function arithProgressiveScan(st: State, reader: BitReader, sc: ScanComp[], interval: number, scan: Scan, arith: ArithScan): void {
+  const { ss, se, ah, al } = scan;
+  const p1 = 1 << al;
+  const m1 = -1 << al;
+  if (ss === 0) {
+    if (ah === 0) {
+      forEachBlock(st, reader, sc, interval, (s, b) => {
+        const c = s.comp;
+        if (arith.ok && arith.dc(s.si, c)) c.coefs![b * c.kept + c.slots[0]!] = c.pred << al;
+      }, arith);
+    } else {
+      // A refinement bit is read for every block, damage or not (decode_mcu_DC_refine has no check).
+      const rs = new Restarts(reader, interval, sc, arith);
+      const each = (s: ScanComp, b: number): void => {
+        const c = s.comp;
+        if (arith.dcRefineBit()) {
+          const i = b * c.kept + c.slots[0]!;
+          c.coefs![i] = c.coefs![i]! | p1;
+        }
+      };
+      forEachMcu(st, sc, rs, each);
+    }
+    return;
+  }
+  // AC scans have one component (readSos): its blocks in raster order, each its own MCU.
+  const { comp: c } = sc[0]!;
+  const rs = new Restarts(reader, interval, sc, arith);
+  for (let by = 0; by < c.rbh; by++) {
+    for (let bx = 0; bx < c.rbw; bx++) {
+      if (!rs.beforeMcu()) continue;
+      const b = by * c.bw + bx;
+      if (ah === 0) arith.ac(0, ss, se, al, c.coefs!, b * c.kept, c.zslot, c.nz!, b);
+      else arith.acRefine(0, ss, se, p1, m1, c.coefs!, b * c.kept, c.zslot, c.nz!, b);
+    }
+  }
+}
+
+/** The blocks of a scan in MCU order, every MCU visited (restarts still processed). */
+function forEachMcu(st: State, sc: ScanComp[], rs: Restarts, each: (s: ScanComp, b: number) => void): void {
+  if (sc.length === 1) {
+    const s = sc[0]!;
+    const c = s.comp;
+    for (let by = 0; by < c.rbh; by++) {
+      for (let bx = 0; bx < c.rbw; bx++) {
+        rs.beforeMcu();
+        each(s, by * c.bw + bx);
+      }
+    }
+    return;
+  }
+  const L = st.layout;
+  for (let my = 0; my < L.mcusY; my++) {
+    for (let mx = 0; mx < L.mcusX; mx++) {
+      rs.beforeMcu();
+      for (const s of sc) {
+        const c = s.comp;
+        for (let v = 0; v < c.v; v++) {
+          for (let h = 0; h < c.h; h++) each(s, (my * c.v + v) * c.bw + mx * c.h + h);
+        }
+      }
+    }
+  }
 }
 
 /** After the last scan of a buffered file: IDCT one iMCU row at a time and emit. */

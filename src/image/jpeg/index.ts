@@ -7,14 +7,14 @@
  *   jpegDecodeMemory(header, scale, bytes?)           bytes the decoder will allocate
  *   jpegScaleFor(width, height, resizeShorter)        the scale whose output is close enough
  *
- * Errors are ApiErrors only: 422 for corrupt, truncated or unsupported files (arithmetic
- * coding, 12-bit, lossless, hierarchical), 413 over limits.maxMemoryMB (decided before the
+ * Errors are ApiErrors only: 422 for corrupt, truncated or unsupported files
+ * (12-bit, lossless, hierarchical), 413 over limits.maxMemoryMB (decided before the
  * big allocations).
  */
 import { tooLarge, unprocessableImage } from '../../errors';
 import type { JpegHeader } from '../jpeg';
 import { DEFAULT_MAX_MEMORY_MB, type DecodeLimits, type RgbImage, type RowSink } from '../types';
-import { decodeInto, frameFacts, memoryOf, reachesEoi, type FrameComponent } from './decoder';
+import { decodeInto, frameFacts, isArithmetic, isProgressive, memoryOf, reachesEoi, type FrameComponent } from './decoder';
 import type { ReducedKernel } from './idct';
 
 export type JpegScale = 1 | 2 | 4 | 8;
@@ -29,9 +29,8 @@ export const REDUCED_KERNEL: ReducedKernel = 'lowfreq';
 
 function check(header: JpegHeader, bytes: Uint8Array, limits: DecodeLimits): void {
   const sof = header.sof;
-  if (sof === 0xc3) throw unprocessableImage('lossless JPEG is not supported');
-  if (sof >= 0xc9) throw unprocessableImage('arithmetic-coded JPEG is not supported');
-  if (sof !== 0xc0 && sof !== 0xc1 && sof !== 0xc2) throw unprocessableImage('hierarchical JPEG is not supported');
+  if (sof === 0xc3 || sof === 0xcb) throw unprocessableImage('lossless JPEG is not supported');
+  if (sof !== 0xc0 && sof !== 0xc1 && sof !== 0xc2 && !isArithmetic(sof)) throw unprocessableImage('hierarchical JPEG is not supported');
   if (header.precision !== 8) throw unprocessableImage(`${header.precision}-bit JPEG is not supported`);
   if (header.components !== 1 && header.components !== 3 && header.components !== 4) {
     throw unprocessableImage(`JPEG with ${header.components} components is not supported`);
@@ -95,14 +94,14 @@ function frameOf(bytes: Uint8Array, header: JpegHeader): { comps: FrameComponent
     if (code === 0xda) {
       if (!comps) return null;
       const n = bytes[pos + 4] ?? 0;
-      return { comps, singleScan: n === comps.length && header.sof !== 0xc2 };
+      return { comps, singleScan: n === comps.length && !isProgressive(header.sof) };
     }
     if ((code >= 0xd0 && code <= 0xd7) || code === 0x01) {
       pos += 2;
       continue;
     }
     const len = u16(bytes, pos + 2);
-    if (code >= 0xc0 && code <= 0xc2) {
+    if ((code >= 0xc0 && code <= 0xc2) || isArithmetic(code)) {
       const n = bytes[pos + 9] ?? 0;
       comps = [];
       for (let i = 0; i < n; i++) {
@@ -123,7 +122,7 @@ function frameOf(bytes: Uint8Array, header: JpegHeader): { comps: FrameComponent
  */
 export function jpegDecodeMemory(header: JpegHeader, scale: JpegScale, bytes?: Uint8Array): number {
   const { width, height } = header;
-  const progressive = header.sof === 0xc2;
+  const progressive = isProgressive(header.sof);
   const f = bytes ? frameOf(bytes, header) : null;
   if (f && f.comps.length === header.components) {
     return memoryOf({ width, height, comps: f.comps }, scale, !f.singleScan, progressive, REDUCED_KERNEL);
