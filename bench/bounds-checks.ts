@@ -21,11 +21,11 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readManifest } from '../models/src/local';
-import { ROOT, run } from '../models/src/upload';
 import { NodeRuntimeProcess } from './node-runtimes';
 import { summarize, median } from './stats';
 import { freePort } from './workerd';
+import { readManifest, ROOT } from '../models/src/paths';
+import { run } from '../models/src/run';
 
 const { values } = parseArgs({
   options: {

@@ -24,9 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { ROOT } from '../models/src/upload';
 import type { ModelManifest } from '../src/models/manifest';
 import { CONFIGS, ensureUploaded, PROXY_RESET, snapshotWorkers, WranglerDev } from './workerd';
+import { DEFAULT_OUT, modelDir, PHOTOS, ROOT } from '../models/src/paths';
 
 export interface BurstOptions {
   /** Zoo id of the model (int8). */
@@ -114,7 +114,7 @@ export function percentile(values: readonly number[], p: number): number | null 
 
 /** The default burst image: 768x576, the size the issue reproduced with. */
 export async function burstJpeg(width = 768, height = 576): Promise<Uint8Array> {
-  const photo = await readFile(join(ROOT, 'test/fixtures/photos/coffee.jpg'));
+  const photo = await readFile(join(PHOTOS, 'coffee.jpg'));
   return new Uint8Array(await sharp(photo).resize(width, height, { fit: 'cover' }).jpeg({ quality: 90 }).toBuffer());
 }
 
@@ -123,7 +123,7 @@ export async function burstJpeg(width = 768, height = 576): Promise<Uint8Array> 
  * tests' build of that id. `split` needs a manifest with stages; whole strips them.
  */
 export async function burstModel(id: string, split: boolean): Promise<{ dir: string; manifest: ModelManifest }> {
-  const cli = join(ROOT, 'models/out', id, 'int8');
+  const cli = modelDir(DEFAULT_OUT, id, 'int8');
   let found: { dir: string; manifest: ModelManifest } | undefined;
   if (existsSync(join(cli, 'manifest.json'))) {
     const manifest = JSON.parse(await readFile(join(cli, 'manifest.json'), 'utf8')) as ModelManifest;

@@ -17,10 +17,10 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT } from '../models/src/upload';
 import { burstJpeg, burstModel } from './burst';
 import { summarize, type Summary } from './stats';
 import { CONFIGS, ensureUploaded, snapshotWorkers, WranglerDev } from './workerd';
+import { ROOT } from '../models/src/paths';
 
 export interface CacheRow {
   size: string;

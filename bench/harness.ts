@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from '../models/src/upload';
-import { calibrationTensors, loadKernel, testFormats, testJpegs, workerTensor, type TestJpeg } from './images';
+import { loadKernel } from '../models/src/kernel';
+import { calibrationTensors, testFormats, testJpegs, workerTensor, type TestJpeg } from './images';
 import { ensureModels, label, message, servedId, type BuiltModel } from './models';
 import { measureNodeStages } from './node-stages';
 import { NodeRuntimeProcess, type ChildCold, type ChildEnd, type NodeRuntime } from './node-runtimes';
@@ -22,6 +22,7 @@ import { evaluateTargets, MEMORY_LIMIT_BYTES, PRICES, renderMarkdown, renderSumm
 import { median, summarize, type Summary } from './stats';
 import type { BenchReport, SplitFigure, ColdSample, EndToEnd, ModelResult, NodeRuntimeResult, SizeResult, ThroughputResult, WorkerdModelResult } from './types';
 import { ensureUploaded, snapshotWorkers, stagesOf, throughput, WranglerDev, type Sample, type Stages, type WorkerConfigs } from './workerd';
+import { ROOT } from '../models/src/paths';
 
 export const CONCURRENCY = [1, 4, 16] as const;
 /** The image of the inference figure, the cold path, the throughput test and the cost line. */

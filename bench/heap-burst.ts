@@ -21,10 +21,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'undici';
-import { ROOT } from '../models/src/upload';
 import { burstModel, isAdmission503, percentile } from './burst';
 import { testFormats, testJpegs, type TestJpeg } from './images';
 import { CONFIGS, ensureUploaded, pidListeningOn, WranglerDev } from './workerd';
+import { ROOT } from '../models/src/paths';
 
 const MiB = 1024 * 1024;
 

@@ -7,15 +7,13 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encode as encodeJpeg } from 'jpeg-js';
-import { ROOT } from '../models/src/upload';
 import { decodeImage } from '../src/image/index';
 import { planFor, prepareInput } from '../src/pipeline/prepare';
 import { IMAGENET_PREPROCESS } from '../src/models/manifest';
 import type { RgbImage } from '../src/preprocess/types';
-import { PreprocessKernel } from '../wasm/preprocess/index';
+import type { PreprocessKernel } from '../wasm/preprocess/index';
+import { PHOTOS } from '../models/src/paths';
 
-export const PHOTOS = join(ROOT, 'test/fixtures/photos');
-export const KERNEL_WASM = join(ROOT, 'wasm/preprocess/build/preprocess.wasm');
 /** Source of every test JPEG, so that the sizes differ in pixel count only. */
 export const SOURCE_PHOTO = 'coffee.jpg';
 /** Calibration photos for the quantizer: every fixture scene. */
@@ -36,13 +34,6 @@ export const SIZES: ReadonlyArray<{ name: string; width: number; height: number 
   { name: '1920x1080', width: 1920, height: 1080 },
   { name: '4032x3024', width: 4032, height: 3024 },
 ];
-
-// The project's types are workerd's, where a Module cannot be compiled from bytes; Node can.
-const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
-
-export function loadKernel(): PreprocessKernel {
-  return PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(KERNEL_WASM)));
-}
 
 export function decodeFile(path: string): RgbImage {
   return decodeImage(new Uint8Array(readFileSync(path)), NO_LIMIT);

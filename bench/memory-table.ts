@@ -11,10 +11,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MODEL_IDS } from '../src/models/manifest';
-import { modelDir, DEFAULT_OUT } from '../models/src/commands/command';
-import { readManifest } from '../models/src/local';
-import { ROOT } from '../models/src/upload';
 import { servedParts, sessionHeap } from './memory';
+import { DEFAULT_OUT, modelDir, readManifest, ROOT } from '../models/src/paths';
 
 /** Workers' isolate limit; the request path (decode, tensors, JS heap) needs its share too. */
 const ISOLATE_BYTES = 128 * 1e6;

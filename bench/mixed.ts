@@ -24,11 +24,11 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ROOT, run } from '../models/src/upload';
 import type { ModelManifest } from '../src/models/manifest';
-import { PHOTOS } from './images';
 import { median } from './stats';
-import { ensureUploaded, WranglerDev } from './workerd';
+import { absoluteAssets, ensureUploaded, WranglerDev } from './workerd';
+import { DEFAULT_OUT, modelDir, PHOTOS, ROOT } from '../models/src/paths';
+import { run } from '../models/src/run';
 
 export const TARGET = 1.15;
 
@@ -188,7 +188,7 @@ export function table(all: readonly Row[], command: string): string {
 async function builtModels(models: readonly string[]): Promise<Array<{ id: string; dir: string; manifest: ModelManifest }>> {
   return Promise.all(
     models.map(async (id) => {
-      const dir = join(ROOT, 'models/out', id, 'int8');
+      const dir = modelDir(DEFAULT_OUT, id, 'int8');
       try {
         return { id, dir, manifest: JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ModelManifest };
       } catch {
@@ -274,12 +274,14 @@ async function main(): Promise<void> {
   const bundle = join(workDir, 'bundle');
   await rm(bundle, { recursive: true, force: true });
   await run(join(ROOT, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--config', join(ROOT, 'wrangler.toml'), '--outdir', bundle]);
-  const [front, template] = await Promise.all(['wrangler.toml', 'wrangler.model-a.toml'].map((f) => readFile(join(ROOT, f), 'utf8')));
+  const [rootFront, template] = await Promise.all(['wrangler.toml', 'wrangler.model-a.toml'].map((f) => readFile(join(ROOT, f), 'utf8')));
+  // Written to other folders below: the page's assets folder is named from here.
+  const front = absoluteAssets(rootFront!, ROOT);
 
   const samples: MixedSample[] = [];
   for (const deployment of ['one Worker', 'Worker per model'] as const) {
     const paths: string[] = [];
-    for (const config of deploymentConfigs(deployment, models, front!, template!, 'bundle/index.js')) {
+    for (const config of deploymentConfigs(deployment, models, front, template!, 'bundle/index.js')) {
       const dir = join(workDir, deployment.replace(/ /g, '-'), config.name);
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });

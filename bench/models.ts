@@ -8,13 +8,12 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { modelDir, type Variant } from '../models/src/commands/command';
-import { LOW_MEMORY_ABOVE_BYTES } from '../models/src/commands/quantize';
 import { quantizeModel } from '../models/src/quantize/index';
 import { synthesizeModel } from '../models/src/synth';
-import { ROOT } from '../models/src/upload';
 import type { ModelManifest } from '../src/models/manifest';
 import type { ModelSpec } from './options';
+import { modelDir, ROOT } from '../models/src/paths';
+import { LOW_MEMORY_ABOVE_BYTES } from '../models/src/quantize/files';
 
 const SEED = 0;
 const WIDTH = 1;

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ROOT } from '../models/src/upload';
+import { ROOT } from '../models/src/paths';
 
 export type NodeRuntime = 'ort-web' | 'ort-node';
 

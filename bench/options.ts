@@ -2,7 +2,7 @@
  * Command line of `npm run bench`: which models, how many iterations, quick (CI-sized) or not.
  */
 import { parseArgs } from 'node:util';
-import type { Variant } from '../models/src/commands/command';
+import type { Variant } from '../models/src/paths';
 
 export interface ModelSpec {
   /** Zoo id, e.g. resnet50v1. */

@@ -258,10 +258,26 @@ export function renderSummary(r: BenchReport): string {
   return lines.join('\n');
 }
 
+/** The full report (bench/report.md): one section per figure, in the order of the run. */
 export function renderMarkdown(r: BenchReport): string {
+  return [
+    ...reportHeader(r),
+    ...inferenceSection(r),
+    ...endToEndSection(r),
+    ...costSection(r),
+    ...nodeStagesSection(r),
+    ...memorySection(r),
+    ...targetsSection(r),
+    ...splitSection(r),
+    ...burstsSection(r),
+    ...failuresSection(r),
+  ].join('\n');
+}
+
+/** Title, run facts and the summary. */
+function reportHeader(r: BenchReport): string[] {
   const m = r.meta;
   const out: string[] = [];
-  const N = `${m.iterations} measured`;
   out.push(
     '# Benchmark report',
     '',
@@ -282,6 +298,14 @@ export function renderMarkdown(r: BenchReport): string {
     '',
   );
 
+  return out;
+}
+
+/** Figure 1: warm and cold inference per model and runtime, and V8 tier-up in workerd. */
+function inferenceSection(r: BenchReport): string[] {
+  const m = r.meta;
+  const N = `${m.iterations} measured`;
+  const out: string[] = [];
   out.push(
     '## 1. Inference per model',
     '',
@@ -336,11 +360,17 @@ export function renderMarkdown(r: BenchReport): string {
       'of the warm median. The whole series is in report.json (`models[].workerd.series`).',
     '',
   );
+  out.push(...tierUpTable(r));
+  return out;
+}
+
+/** Figure 1's V8 tier-up table: workerd inference by request number in the last fresh isolate. */
+function tierUpTable(r: BenchReport): string[] {
   const withSeries = r.models.filter((x) => x.workerd);
   const length = Math.max(0, ...withSeries.map((x) => x.workerd!.series.length));
   const ranges: Array<[number, number]> = [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 10], [11, 20], [21, length]];
   const buckets = ranges.filter(([a]) => a <= length).map(([a, b]): [number, number] => [a, Math.min(b, length)]);
-  out.push(
+  return [
     table(
       ['model', ...buckets.map(([a, b]) => (a === b ? `#${a}` : `#${a}-${b}`)), 'settled at'],
       withSeries.map((x) => {
@@ -356,8 +386,14 @@ export function renderMarkdown(r: BenchReport): string {
       }),
     ),
     '',
-  );
+  ];
+}
 
+/** Figure 2: end-to-end latency per image size, and throughput. */
+function endToEndSection(r: BenchReport): string[] {
+  const m = r.meta;
+  const N = `${m.iterations} measured`;
+  const out: string[] = [];
   const e2e = r.endToEnd;
   out.push('## 2. End to end', '');
   if (!e2e) out.push('Not measured (no model ran in workerd).', '');
@@ -407,6 +443,12 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
   }
+  return out;
+}
+
+/** Cost per million images at Workers' CPU price. */
+function costSection(r: BenchReport): string[] {
+  const out: string[] = [];
   out.push(
     `Cost per million images at Workers' CPU price (${usd(PRICES.workersUsdPerMillionCpuMs)} per million CPU-ms, Standard plan, ${PRICES.sources[0]}), ` +
       `from the CPU ms (server-side total, median) per 640x480 image of figure 1's warm requests; beside it the same plus the request fee ` +
@@ -428,6 +470,14 @@ export function renderMarkdown(r: BenchReport): string {
     '',
   );
 
+  return out;
+}
+
+/** Figure 3: preprocessing kernel and JPEG decoding in Node. */
+function nodeStagesSection(r: BenchReport): string[] {
+  const m = r.meta;
+  const N = `${m.iterations} measured`;
+  const out: string[] = [];
   out.push(
     '## 3. Preprocessing kernel and JPEG decoding (Node)',
     '',
@@ -455,6 +505,12 @@ export function renderMarkdown(r: BenchReport): string {
     '',
   );
 
+  return out;
+}
+
+/** Figure 4: onnxruntime-web memory per model. */
+function memorySection(r: BenchReport): string[] {
+  const out: string[] = [];
   out.push(
     '## 4. Memory (onnxruntime-web in Node)',
     '',
@@ -474,7 +530,12 @@ export function renderMarkdown(r: BenchReport): string {
     '',
   );
 
-  const sf = r.split;
+  return out;
+}
+
+/** Figure 5: the targets. */
+function targetsSection(r: BenchReport): string[] {
+  const out: string[] = [];
   out.push(
     '## 5. Targets',
     '',
@@ -483,7 +544,16 @@ export function renderMarkdown(r: BenchReport): string {
     'What was tried for the targets that miss, and the measured cause of the workerd / Node gap (`npx tsx bench/bounds-checks.ts`): README.md, Performance, Notes.',
     '',
   );
+  return out;
+}
+
+/** Figure 6: a model split across Workers. */
+function splitSection(r: BenchReport): string[] {
+  const m = r.meta;
+  const N = `${m.iterations} measured`;
+  const out: string[] = [];
   out.push('## 6. A model split across Workers', '');
+  const sf = r.split;
   if (!sf) out.push('Not measured (`--split none`).', '');
   else {
     const heapOf = (stage: number) => sf.isolates.find((i) => i.stage === stage)?.wasmHeapBytes;
@@ -532,6 +602,12 @@ export function renderMarkdown(r: BenchReport): string {
     if (sf.errors.length) out.push(...sf.errors.map((e) => `- error: ${e}`), '');
   }
 
+  return out;
+}
+
+/** Figure 7: cold bursts. */
+function burstsSection(r: BenchReport): string[] {
+  const out: string[] = [];
   out.push('## 7. Cold bursts', '');
   if (!r.coldBursts) out.push('Not measured (`--bursts 0`; quick runs leave it to `test/load/burst.test.ts`).', '');
   else {
@@ -544,10 +620,16 @@ export function renderMarkdown(r: BenchReport): string {
     for (const f of r.coldBursts) out.push(renderFigure(f), '');
   }
 
+  return out;
+}
+
+/** What failed during the run. */
+function failuresSection(r: BenchReport): string[] {
+  const out: string[] = [];
   const problems = [
     ...r.failures.map((f) => `- ${f.model}: ${f.stage} failed: ${f.error}`),
     ...r.models.flatMap((x) => x.errors.map((e) => `- ${x.label}: ${e}`)),
   ];
   out.push('## Failures', '', ...(problems.length ? problems : ['None.']), '');
-  return out.join('\n');
+  return out;
 }

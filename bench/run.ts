@@ -4,10 +4,10 @@
  */
 import '../models/src/node-wasm';
 import { join } from 'node:path';
-import { ROOT } from '../models/src/upload';
 import { runBenchmark } from './harness';
 import { parseCommandLine } from './options';
 import { WranglerDev } from './workerd';
+import { ROOT } from '../models/src/paths';
 
 const argv = process.argv.slice(2);
 // npm runs us with its own argv; the command a reader can repeat is the npm one.

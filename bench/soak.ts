@@ -20,9 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { ROOT } from '../models/src/upload';
 import { burstModel, isAdmission503, percentile } from './burst';
 import { CONFIGS, ensureUploaded, PROXY_RESET, WranglerDev } from './workerd';
+import { PHOTOS, ROOT } from '../models/src/paths';
 
 export interface SoakOptions {
   minutes: number;
@@ -80,7 +80,7 @@ function multipart(files: Array<{ bytes: Uint8Array; name: string }>): FormData 
 
 /** The request mix: every input is deterministic. */
 export async function soakInputs(): Promise<Input[]> {
-  const photosDir = join(ROOT, 'test/fixtures/photos');
+  const photosDir = PHOTOS;
   const photos = (await readdir(photosDir)).filter((f) => /\.(jpe?g|png)$/.test(f)).sort();
   const valid = await Promise.all(photos.map(async (name) => ({ name, bytes: new Uint8Array(await readFile(join(photosDir, name))) })));
   const coffee = valid.find((p) => p.name === 'coffee.jpg')!.bytes;

@@ -7,7 +7,6 @@
  */
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { splitOne } from '../models/src/commands/split';
 import type { ModelManifest } from '../src/models/manifest';
 import { servedParts, sessionHeap } from './memory';
 import { servedId, type BuiltModel } from './models';
@@ -15,6 +14,7 @@ import { BLOCK, type BenchOptions } from './options';
 import { summarize } from './stats';
 import type { SplitFigure } from './types';
 import { ensureUploaded, stagesOf, WranglerDev, type Sample, type WorkerConfigs } from './workerd';
+import { splitOne } from '../models/src/split';
 
 /**
  * The int8 model in `<dir>-split-<N>/`: model.onnx linked, stages written by `splitOne`, so the

@@ -1,9 +1,9 @@
 /** Shape of bench/report.json. Milliseconds unless a name says otherwise. */
 import type { ColdBurstFigure } from './burst';
-import type { Variant } from '../models/src/commands/command';
 import type { NodeStageResult } from './node-stages';
 import type { Summary } from './stats';
 import type { Stages } from './workerd';
+import type { Variant } from '../models/src/paths';
 
 export interface Meta {
   date: string;

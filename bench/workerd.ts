@@ -7,8 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, run, uploadModel } from '../models/src/upload';
+import { uploadModel } from '../models/src/upload';
 import { stageFile, type ModelManifest } from '../src/models/manifest';
+import { ROOT } from '../models/src/paths';
+import { run } from '../models/src/run';
 
 export interface Stages {
   model: number;
@@ -129,10 +131,18 @@ export async function snapshotWorkers(dir: string): Promise<WorkerConfigs> {
     // wrangler names the bundle after the entry point (src/index.ts -> index.js, src/stage.ts -> stage.js).
     const entry = /^main = "src\/(.*)\.ts"$/m.exec(text)?.[1] ?? 'index';
     const path = join(out, 'wrangler.toml');
-    await writeFile(path, unmetered(text.replace(/^main = .*$/m, `main = "bundle/${entry}.js"\nno_bundle = true\nfind_additional_modules = true`)));
+    await writeFile(path, unmetered(absoluteAssets(text.replace(/^main = .*$/m, `main = "bundle/${entry}.js"\nno_bundle = true\nfind_additional_modules = true`), ROOT)));
     paths.push(path);
   }
   return { front: paths[0]!, all: paths };
+}
+
+/**
+ * A config copied out of `dir` keeps serving the page's static assets (`[assets] directory`,
+ * which wrangler resolves against the config's own folder, and refuses when missing).
+ */
+export function absoluteAssets(toml: string, dir: string): string {
+  return toml.replace(/^directory = "(.+)"$/m, (_, path: string) => `directory = "${join(dir, path)}"`);
 }
 
 /**
@@ -188,9 +198,10 @@ export class WranglerDev {
   /**
    * `resultCache`: keep the result cache (src/cache) as wrangler.toml configures it. Off by
    * default: every figure but bench/cache.ts posts the same bytes again and again, and would
-   * measure cache hits instead of decoding and inference.
+   * measure cache hits instead of decoding and inference. `vars`: extra `--var NAME:value`
+   * settings (an `API_KEY` is also sent by the readiness poll).
    */
-  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: { resultCache?: boolean } = {}): Promise<WranglerDev> {
+  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: { resultCache?: boolean; vars?: Record<string, string> } = {}): Promise<WranglerDev> {
     const port = await freePort();
     // wrangler's own inspector proxy (DevTools protocol for the front Worker), on a known port.
     const inspectorPort = await freePort();
@@ -199,17 +210,18 @@ export class WranglerDev {
     // Debug logging is how wrangler tells where the runtime listens (see runtimeBase).
     const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG: 'debug' };
     const cacheVars = options.resultCache ? [] : ['--var', 'CACHE_TTL_SECONDS:0'];
+    const extraVars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]);
     const started = performance.now();
     const child = spawn(
       WRANGLER,
-      ['dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--inspector-port', String(inspectorPort), '--show-interactive-dev-session=false', ...cacheVars],
+      ['dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistTo, '--inspector-port', String(inspectorPort), '--show-interactive-dev-session=false', ...cacheVars, ...extraVars],
       // Own process group: wrangler starts workerd as a child, and stop() kills the group.
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env },
     );
     const dev = new WranglerDev(child, `http://127.0.0.1:${port}`, inspectorPort);
     WranglerDev.live.add(dev);
     try {
-      await dev.waitReady(timeoutMs);
+      await dev.waitReady(timeoutMs, options.vars?.API_KEY);
     } catch (err) {
       await dev.stop();
       throw err;
@@ -228,12 +240,12 @@ export class WranglerDev {
   }
 
   /** Polls GET /models, which reads manifests from R2 but creates no session. */
-  private async waitReady(timeoutMs: number): Promise<void> {
+  private async waitReady(timeoutMs: number, apiKey?: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`wrangler dev exited (${this.child.exitCode}):\n${this.tail(3000)}`);
       try {
-        const res = await fetch(`${this.base}/models`);
+        const res = await fetch(`${this.base}/models`, apiKey ? { headers: { Authorization: `Bearer ${apiKey}` } } : {});
         await res.arrayBuffer();
         if (res.ok) return;
       } catch {

@@ -14,11 +14,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelManifest } from '../src/models/manifest';
-import { images, quantizeOne } from '../models/src/commands/quantize';
-import { modelDir } from '../models/src/commands/command';
-import { splitOne } from '../models/src/commands/split';
 import { synthesizeModel } from '../models/src/synth';
-import { ROOT } from '../models/src/upload';
+import { images, quantizeOne } from '../models/src/quantize/files';
+import { modelDir, ROOT } from '../models/src/paths';
+import { splitOne } from '../models/src/split';
 
 export const TEST_MODEL_DIR = join(ROOT, 'models/out/test');
 

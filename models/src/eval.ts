@@ -1,8 +1,9 @@
 /**
  * Top-1 / top-5 accuracy of a built model over an ImageNet-validation-style folder
  * (`npm run models -- eval --model <id> --images <dir>`), through exactly the Worker's image
- * path: src/image's decoder and the wasm preprocessing kernel with the manifest's spec. Only
- * inference differs (onnxruntime-node instead of onnxruntime-web), and the parity tests keep
+ * path: src/image's decoder and the wasm preprocessing kernel with the manifest's spec, then the
+ * pipeline's own batching and top-K (src/pipeline). Only the session differs (onnxruntime-node
+ * instead of onnxruntime-web, behind the same Session interface), and the parity tests keep
  * those two in step. The fp32 and int8 variants run side by side on the same tensors.
  */
 import { existsSync } from 'node:fs';
@@ -11,21 +12,23 @@ import { register } from 'node:module';
 import { extname, join, relative } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { DecodeLimits } from '../../src/image';
+import { runBatch } from '../../src/pipeline/batch';
+import { topK } from '../../src/pipeline/postprocess';
 import { planFor, prepareInput } from '../../src/pipeline/prepare';
 import type { ImageNetClass } from '../../src/models/labels';
 import type { ModelManifest, PreprocessSpec } from '../../src/models/manifest';
-import { PreprocessKernel } from '../../wasm/preprocess/index';
-import { DEFAULT_OUT, modelDir, type Variant } from './commands/command';
+import type { Session } from '../../src/onnx/session';
+import type { Tensor } from '../../src/onnx/tensor';
+import type { PreprocessKernel } from '../../wasm/preprocess/index';
 import { ZOO_CATALOG, type Catalog, type CatalogEntry } from './fetch';
-import { readManifest } from './local';
-import { ROOT, run } from './upload';
+import { loadKernel } from './kernel';
+import { DEFAULT_OUT, modelDir, readManifest, ROOT, type Variant } from './paths';
 
 /** Validation images can be large; the Worker's pixel limit is about uploads, not accuracy. */
 const LIMITS: DecodeLimits = { maxPixels: 1e9 };
 const IMAGE_EXTENSIONS = new Set(['.jpeg', '.jpg', '.png']);
 const TOP_K = 5;
 const SYNSET_FILE = join(ROOT, 'src/models/imagenet-synset.txt');
-const KERNEL_FILE = join(ROOT, 'wasm/preprocess/build/preprocess.wasm');
 
 // ---------------------------------------------------------------------------------------------
 // Labels
@@ -204,7 +207,7 @@ export interface EvalResult {
 interface Loaded {
   variant: Variant;
   manifest: ModelManifest;
-  session: ort.InferenceSession;
+  session: Session;
   correct1: number;
   correct5: number;
 }
@@ -218,14 +221,14 @@ export async function evaluateModel(id: string, opts: EvalOptions): Promise<Eval
   const images = opts.limit !== undefined ? all.slice(0, opts.limit) : all;
   if (images.length === 0) throw new Error(`no images (.jpeg, .jpg, .png) found in ${opts.images}`);
 
-  const kernel = await loadKernel();
+  const kernel = loadKernel();
   const loaded: Loaded[] = [];
   try {
     for (const variant of ['fp32', 'int8'] as const) {
       const dir = modelDir(out, id, variant);
       if (!existsSync(join(dir, 'manifest.json'))) continue;
       const manifest = await readManifest(dir);
-      const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+      const session = await nodeSession(join(dir, 'model.onnx'), manifest);
       loaded.push({ variant, manifest, session, correct1: 0, correct5: 0 });
     }
     if (loaded.length === 0) throw new Error(`no built model ${id} in ${out} (run synth, fetch or quantize first)`);
@@ -234,7 +237,7 @@ export async function evaluateModel(id: string, opts: EvalOptions): Promise<Eval
     const predictions: ImagePrediction[] = [];
     let same = 0;
     for (const [i, image] of images.entries()) {
-      const top5 = await classifyImage(image, loaded, kernel).catch((err: unknown) => {
+      const top5 = await classifyImage(image, loaded, kernel, classes).catch((err: unknown) => {
         skipped.push({ name: image.name, reason: err instanceof Error ? err.message : String(err) });
         return undefined;
       });
@@ -288,7 +291,12 @@ function publishedFor(variant: Variant, manifest: ModelManifest, catalog: Catalo
 }
 
 /** Decode once, preprocess once per distinct spec, run every variant. */
-async function classifyImage(image: LabeledImage, loaded: Loaded[], kernel: PreprocessKernel): Promise<Partial<Record<Variant, number[]>>> {
+async function classifyImage(
+  image: LabeledImage,
+  loaded: Loaded[],
+  kernel: PreprocessKernel,
+  classes: readonly ImageNetClass[],
+): Promise<Partial<Record<Variant, number[]>>> {
   const bytes = new Uint8Array(await readFile(image.path));
   const tensors = new Map<string, Float32Array>();
   const top5: Partial<Record<Variant, number[]>> = {};
@@ -302,47 +310,30 @@ async function classifyImage(image: LabeledImage, loaded: Loaded[], kernel: Prep
       await prepareInput(bytes, planFor(bytes, spec, LIMITS), spec, LIMITS, kernel, tensor, 0);
       tensors.set(key, tensor);
     }
-    top5[l.variant] = topK(await runOne(l, tensor), TOP_K);
+    // The Worker's own batching (a fixed-batch model gets the image in a zero-padded batch) and ranking.
+    const logits = await runBatch(l.session, l.manifest, tensor, 1);
+    top5[l.variant] = topK(logits, classes, TOP_K).map((p) => p.index);
   }
   return top5;
 }
 
-/** Logits of one image; a model exported with a fixed batch gets the image in slot 0 of a zero batch. */
-async function runOne(l: Loaded, tensor: Float32Array): Promise<Float32Array> {
-  const { input, output, preprocess } = l.manifest;
-  const batch = typeof input.shape[0] === 'number' ? input.shape[0] : 1;
-  const data = batch === 1 ? tensor : new Float32Array(batch * tensor.length);
-  if (batch !== 1) data.set(tensor);
-  const feeds = { [input.name]: new ort.Tensor('float32', data, [batch, 3, preprocess.cropHeight, preprocess.cropWidth]) };
-  const result = await l.session.run(feeds);
-  const logits = result[output.name];
-  if (!logits) throw new Error(`model has no output "${output.name}"`);
-  const all = logits.data as Float32Array;
-  return all.subarray(0, all.length / batch);
-}
-
-/** Indices of the k largest values, best first; ties go to the lower index. */
-export function topK(values: Float32Array, k: number): number[] {
-  const best: number[] = [];
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (best.length === k && !(v > values[best[k - 1]!]!)) continue;
-    let j = best.length;
-    while (j > 0 && v > values[best[j - 1]!]!) j--;
-    best.splice(j, 0, i);
-    if (best.length > k) best.pop();
-  }
-  return best;
-}
-
-// The project's types are workerd's, where WebAssembly.Module cannot be constructed from bytes;
-// under Node it can.
-const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
-
-async function loadKernel(): Promise<PreprocessKernel> {
-  // A fresh clone has no build output (wasm/*/build/ is not committed).
-  if (!existsSync(KERNEL_FILE)) await run('npm', ['run', 'build:wasm']);
-  return PreprocessKernel.fromModule(new NodeWasmModule(await readFile(KERNEL_FILE)));
+/**
+ * An onnxruntime-node session behind the Worker's Session interface (src/onnx/session.ts), so
+ * the pipeline's batching runs on it unchanged. One thread: the figures are about accuracy.
+ */
+async function nodeSession(file: string, manifest: ModelManifest): Promise<Session> {
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const { input, output } = manifest;
+  return {
+    async run(tensor: Tensor): Promise<Tensor> {
+      const result = await session.run({ [input.name]: new ort.Tensor(tensor.type, tensor.data, tensor.dims) });
+      const logits = result[output.name];
+      if (!logits) throw new Error(`model has no output "${output.name}"`);
+      if (logits.type !== 'float32') throw new Error(`model output is ${logits.type}, expected float32 logits`);
+      return { type: 'float32', data: logits.data as Float32Array, dims: logits.dims };
+    },
+    release: () => session.release(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

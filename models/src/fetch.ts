@@ -16,9 +16,8 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import catalogJson from '../catalog.json' with { type: 'json' };
 import { IMAGENET_PREPROCESS, type ModelManifest, type Precision } from '../../src/models/manifest';
-import { DEFAULT_OUT, modelDir, type Variant } from './commands/command';
 import { decodeModel, graphOf, toNumber, type IValueInfoProto, type LongLike } from './onnx';
-import { ROOT } from './upload';
+import { DEFAULT_OUT, modelDir, ROOT, type Variant } from './paths';
 
 export const DEFAULT_CACHE = join(ROOT, 'models/cache');
 

@@ -7,9 +7,17 @@
  * The element types and shapes of the cut tensors are not in the graph (the quantizer writes no
  * value_info); onnxruntime-node reports them when the tensors are added as extra outputs, so
  * they are probed with one run of the whole model rather than re-derived op by op here.
+ *
+ * `splitModel` cuts bytes; `splitOne` applies it to a built int8 model folder (stage files and
+ * manifest), for the `split` command, the benchmark and the tests.
  */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { TensorSpec, TensorType } from '../../src/models/manifest';
+import { stageFile, type ModelManifest, type StageManifest, type TensorSpec, type TensorType } from '../../src/models/manifest';
+import { sha256 } from './hash';
+import { readManifest } from './paths';
+import { LOW_MEMORY_ABOVE_BYTES } from './quantize/files';
 import { DataType, decodeModel, encodeModel, graphOf, onnx, toNumber, type ModelProto, type TensorProto, type ValueInfoProto } from './onnx';
 
 export interface Cut {
@@ -221,4 +229,43 @@ function tensorBytes(t: TensorProto): number {
   if (t.rawData && t.rawData.length > 0) return t.rawData.length;
   const count = t.dims.reduce<number>((a, d) => a * toNumber(d), 1);
   return count * (ELEMENT_BYTES[t.dataType] ?? 4);
+}
+
+/**
+ * The largest model measured to serve from one isolate with room for the request path:
+ * ResNet-50 int8, 25.8 MB of weights, ~84 MiB of wasm heap (README, Models). Larger int8 models
+ * are split into stages no bigger than this.
+ */
+export const MAX_STAGE_BYTES = 26e6;
+
+/**
+ * Writes `stage-<k>.onnx` beside model.onnx and lists them in the manifest; one stage means
+ * "serve whole", which removes an earlier split. The chained stages are checked against the
+ * whole model before anything is written.
+ */
+export async function splitOne(dir: string, stages: number): Promise<ModelManifest> {
+  const manifest = await readManifest(dir);
+  for (const [k] of (manifest.stages ?? []).entries()) await rm(join(dir, stageFile(k)), { force: true });
+  const { stages: _, notes: { split: __, ...notes } = {}, ...rest } = manifest;
+  let updated: ModelManifest = { ...rest, notes };
+  if (stages > 1) {
+    const result = await splitModel(new Uint8Array(await readFile(join(dir, 'model.onnx'))), stages);
+    // Identical kernels on identical inputs: anything but an exact match is a broken cut.
+    if (result.maxAbsDiff !== 0) throw new Error(`${manifest.id}: chained stages differ from the whole model by ${result.maxAbsDiff}`);
+    const entries: StageManifest[] = [];
+    for (const [k, stage] of result.stages.entries()) {
+      await writeFile(join(dir, stageFile(k)), stage.model);
+      entries.push({
+        sha256: sha256(stage.model),
+        bytes: stage.model.byteLength,
+        input: stage.input,
+        output: stage.output,
+        // Each stage is small enough to keep onnxruntime's faster pre-packed weights.
+        ...(stage.model.byteLength > LOW_MEMORY_ABOVE_BYTES ? { session: { disablePrepacking: true } } : {}),
+      });
+    }
+    updated = { ...updated, stages: entries, notes: { ...notes, split: { stages, maxAbsDiff: result.maxAbsDiff, nodes: result.stages.map((s) => s.nodes) } } };
+  }
+  await writeFile(join(dir, 'manifest.json'), `${JSON.stringify(updated, null, 2)}\n`);
+  return updated;
 }

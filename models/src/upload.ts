@@ -3,13 +3,13 @@
  * one that `wrangler dev` uses (--local, optionally another --persist-to folder) or the real
  * one (--remote). Wrangler does the transfer, so credentials and endpoints stay wrangler's.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { manifestKey, modelKey, stageFile, stageKey, type ModelManifest } from '../../src/models/manifest';
+import { readManifest } from './paths';
+import { run } from './run';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
 export const BUCKET = 'edge-resnet-models';
 
 export interface UploadOptions {
@@ -24,7 +24,7 @@ export interface UploadOptions {
  * manifest goes last so readers never see it without its files.
  */
 export async function uploadModel(dir: string, options: UploadOptions): Promise<ModelManifest> {
-  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
+  const manifest = await readManifest(dir);
   const bucket = options.bucket ?? BUCKET;
   const files = [
     { key: modelKey(manifest.id), file: join(dir, 'model.onnx') },
@@ -45,17 +45,4 @@ export async function uploadModel(dir: string, options: UploadOptions): Promise<
 
 function wrangler(args: string[], options: UploadOptions): Promise<void> {
   return run('npx', ['wrangler', ...args, `--${options.target}`, ...(options.persistTo ? ['--persist-to', options.persistTo] : [])]);
-}
-
-export function run(command: string, args: string[]): Promise<void> {
-  return new Promise((done, fail) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', fail);
-    child.on('close', (code) =>
-      code === 0 ? done() : fail(new Error(`${command} ${args.slice(0, 5).join(' ')} failed (${code}):\n${output.slice(-2000)}`)),
-    );
-  });
 }

@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { quantizeModel } from './quantize/index';
 import { photoTensors } from './quantize/photos';
 import { buildResNet } from './resnet';
-import { ROOT } from './upload';
+import { PHOTOS, ROOT } from './paths';
 
 export const WARMUP_PATH = join(ROOT, 'src/onnx/warmup.bin');
-const CALIBRATION = ['chelsea.jpg', 'coffee.jpg'].map((f) => join(ROOT, 'test/fixtures/photos', f));
+const CALIBRATION = ['chelsea.jpg', 'coffee.jpg'].map((f) => join(PHOTOS, f));
 
 export async function buildWarmupModel(): Promise<Uint8Array> {
   const fp32 = buildResNet({ version: 'v1', depth: 50, seed: 0, width: 1 / 16, batch: 'N' }).bytes;

@@ -12,7 +12,7 @@ import { CONCURRENCY, runBenchmark, type BenchResult } from '../../bench/harness
 import { benchOptions } from '../../bench/options';
 import type { Summary } from '../../bench/stats';
 import type { BenchReport } from '../../bench/types';
-import { ROOT } from '../../models/src/upload';
+import { ROOT } from '../../models/src/paths';
 
 const OUT = join(ROOT, 'bench/tmp/quick-test');
 /**

@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { modelDir } from '../../models/src/commands/command';
 import { synthesizeModel } from '../../models/src/synth';
-import { ROOT } from '../../models/src/upload';
+import { modelDir, ROOT } from '../../models/src/paths';
 
 const run = promisify(execFile);
 const cli = (...args: string[]) =>

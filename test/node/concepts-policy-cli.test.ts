@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../../models/src/upload';
+import { ROOT } from '../../models/src/paths';
 
 const run = promisify(execFile);
 const exec = (command: string, args: string[]) =>

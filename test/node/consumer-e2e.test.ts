@@ -11,10 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../bench/workerd';
-import { BUCKET, ROOT, run } from '../../models/src/upload';
+import { BUCKET } from '../../models/src/upload';
 import { manifestKey, modelKey, type ModelManifest } from '../../src/models/manifest';
 import { policyHash, policyKey, type Policy } from '../../src/policies/schema';
 import { ensureTestModel } from '../models';
+import { ROOT } from '../../models/src/paths';
+import { run } from '../../models/src/run';
 
 const CONSUMER = join(ROOT, 'examples/moderation-consumer');
 const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');

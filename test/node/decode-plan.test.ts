@@ -13,19 +13,19 @@ import { applyOrientation, decodeImage, decodePlanned, planDecode, type RgbImage
 import { IMAGENET_PREPROCESS } from '../../src/models/manifest';
 import { planFor, prepareInput } from '../../src/pipeline/prepare';
 import { normalizeU8, resizeCropU8 } from '../../src/preprocess/reference';
-import { PreprocessKernel } from '../../wasm/preprocess/index';
+import type { PreprocessKernel } from '../../wasm/preprocess/index';
+import { loadKernel } from '../../models/src/kernel';
 import { pngFile } from '../../models/src/png';
 
 const ROOT = new URL('../../', import.meta.url);
 const read = (path: string): Uint8Array => new Uint8Array(readFileSync(new URL(`test/fixtures/${path}`, ROOT)));
-const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
 const SPEC = IMAGENET_PREPROCESS;
 const WORKER = { maxPixels: 16_000_000, maxMemoryMB: 32 };
 const N = 3 * SPEC.cropHeight * SPEC.cropWidth;
 
 let kernel: PreprocessKernel;
 beforeAll(() => {
-  kernel = PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(new URL('wasm/preprocess/build/preprocess.wasm', ROOT))));
+  kernel = loadKernel();
 });
 
 async function input(bytes: Uint8Array): Promise<{ tensor: Float32Array; plan: ReturnType<typeof planFor> }> {

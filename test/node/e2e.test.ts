@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WranglerDev } from '../../bench/workerd';
-import { ROOT, uploadModel } from '../../models/src/upload';
+import { uploadModel } from '../../models/src/upload';
 import { ensureTestModel } from '../models';
+import { ROOT } from '../../models/src/paths';
 
 let server: WranglerDev | undefined;
 let persistTo: string;

@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { modelDir } from '../../models/src/commands/command';
-import { evaluateModel, formatEval, loadSynsets, parseLabelsFile, topK } from '../../models/src/eval';
+import { evaluateModel, formatEval, loadSynsets, parseLabelsFile } from '../../models/src/eval';
 import { synthesizeModel } from '../../models/src/synth';
-import { ROOT } from '../../models/src/upload';
 import { decodeImage } from '../../src/image';
 import type { ImageNetClass } from '../../src/models/labels';
 import type { ModelManifest } from '../../src/models/manifest';
+import { topK } from '../../src/pipeline/postprocess';
 import { preprocessReference } from '../../src/preprocess/reference';
+import { modelDir, ROOT } from '../../models/src/paths';
 
 const PHOTOS = ['chelsea.jpg', 'coffee.jpg', 'rocket.jpg', 'camera.png', 'chelsea.png'];
 const photoPath = (name: string): string => join(ROOT, 'test/fixtures/photos', name);
@@ -186,8 +186,9 @@ describe('labels and ranking', () => {
     expect(() => parseLabelsFile('x\ny.JPEG n0\n', 'f', bySynset, 1000)).toThrow(/f:1: expected/);
   });
 
-  it('ranks the top k, ties to the lower index', () => {
-    expect(topK(Float32Array.of(1, 5, 3, 5, 0, 4), 3)).toEqual([1, 3, 5]);
-    expect(topK(Float32Array.of(2, 1), 5)).toEqual([0, 1]);
+  it("ranks with the pipeline's top k: best first, ties to the lower index", () => {
+    const ranked = (logits: number[], k: number) => topK(Float32Array.from(logits), classes, k).map((p) => p.index);
+    expect(ranked([1, 5, 3, 5, 0, 4], 3)).toEqual([1, 3, 5]);
+    expect(ranked([2, 1], 5)).toEqual([0, 1]);
   });
 });

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyModel } from '../../models/src/commands/verify';
 import { download, fetchZooModel, graphIO, type Catalog, type CatalogEntry } from '../../models/src/fetch';
-import { readManifest } from '../../models/src/local';
 import { decodeModel, encodeModel, graphOf, valueInfo, DataType } from '../../models/src/onnx';
 import { buildResNet } from '../../models/src/resnet';
+import { readManifest } from '../../models/src/paths';
 
 const FILE = randomBytes(3 * 1024 * 1024 + 123);
 const SHA = createHash('sha256').update(FILE).digest('hex');

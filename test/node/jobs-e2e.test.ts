@@ -11,10 +11,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ROOT, uploadModel } from '../../models/src/upload';
+import { uploadModel } from '../../models/src/upload';
 import { ensureTestModel } from '../models';
 import { startUrlServer, type UrlServer } from '../url-server';
 import { startWebhookServer, type ReceivedHook, type WebhookServer } from '../webhook-server';
+import { ROOT } from '../../models/src/paths';
 
 const SECRET = 'e2e-webhook-secret';
 let child: ChildProcess | undefined;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deploymentConfigs, rows, serverTimes, setVar, table, type MixedSample } from '../../bench/mixed';
 import { parseModelWorkers } from '../../src/config';
-import { ROOT } from '../../models/src/upload';
+import { ROOT } from '../../models/src/paths';
 
 const front = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
 const template = readFileSync(join(ROOT, 'wrangler.model-a.toml'), 'utf8');

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MODEL_IDS } from '../../src/models/manifest';
-import { modelDir } from '../../models/src/commands/command';
-import { images, quantizeOne } from '../../models/src/commands/quantize';
 import { verifyModel } from '../../models/src/commands/verify';
 import { synthesizeModel } from '../../models/src/synth';
-import { ROOT, uploadModel } from '../../models/src/upload';
+import { uploadModel } from '../../models/src/upload';
+import { modelDir, ROOT } from '../../models/src/paths';
+import { images, quantizeOne } from '../../models/src/quantize/files';
 
 const work = await mkdtemp(join(tmpdir(), 'edge-resnet-pipeline-'));
 afterAll(() => rm(work, { recursive: true, force: true }));

@@ -7,7 +7,7 @@
  * Photos: calibration on camera.png + rocket.jpg, evaluation on chelsea.jpg, chelsea.png and
  * coffee.jpg (disjoint scenes), each as 4 views (plain, mirrored, two zooms): 8 calibration
  * and 12 evaluation tensors from 4 scenes in all. Numbers measured on full-size models are in
- * the report of models/src/quantize/bench-formats.ts.
+ * the report of bench/quant-formats.ts.
  */
 import { fileURLToPath } from 'node:url';
 import * as ortNode from 'onnxruntime-node';

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { ROOT } from '../../models/src/upload';
+import { ROOT } from '../../models/src/paths';
 
 /** `key = value` lines of each `[[queues.consumers]]` table and of `[vars]` (flat TOML only). */
 function tables(toml: string): { consumers: Array<Record<string, string>>; vars: Record<string, string> } {

@@ -10,9 +10,9 @@ import type { TestProject } from 'vitest/node';
 import { decodeImage } from '../../src/image';
 import { preprocessReference } from '../../src/preprocess/reference';
 import { ensureTestModel, ensureTestModels, TEST_MODEL_DIR } from '../models';
-import { ROOT } from '../../models/src/upload';
 import { startUrlServer } from '../url-server';
 import { startWebhookServer } from '../webhook-server';
+import { ROOT } from '../../models/src/paths';
 
 export const PARITY_IMAGES = ['chelsea.jpg', 'camera.png'];
 

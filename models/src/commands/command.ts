@@ -1,7 +1,5 @@
-import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { MODEL_IDS } from '../../../src/models/manifest';
-import { ROOT } from '../upload';
 
 export interface Command {
   name: string;
@@ -9,14 +7,6 @@ export interface Command {
   usage: string;
   run(argv: string[]): Promise<void>;
 }
-
-/**
- * Where built models live: `<out>/<id>/<variant>/model.onnx` + `manifest.json`, with variant
- * `fp32` (synthesized or fetched from the zoo) or `int8` (made from fp32 by `quantize`).
- */
-export const DEFAULT_OUT = join(ROOT, 'models/out');
-export type Variant = 'fp32' | 'int8';
-export const modelDir = (out: string, id: string, variant: Variant): string => join(out, id, variant);
 
 /** node:util's parseArgs with strict checking and the usage line in every error. */
 export function parse<T extends ParseArgsConfig['options']>(argv: string[], usage: string, options: T) {

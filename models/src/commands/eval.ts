@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress';
 import { evaluateModel, formatEval, type EvalResult } from '../eval';
-import { DEFAULT_OUT, modelIds, parse, type Command } from './command';
+import { modelIds, parse, type Command } from './command';
+import { DEFAULT_OUT } from '../paths';
 
 const usage =
   'eval --model <id> --images <dir> [--labels <file>] [--out models/out] [--limit N]   top-1/top-5 on labeled images, fp32 and int8';

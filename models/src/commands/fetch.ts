@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { MODEL_IDS } from '../../../src/models/manifest';
 import { DEFAULT_CACHE, fetchZooModel, ZOO_CATALOG, type DownloadProgress, type FetchZooResult } from '../fetch';
-import { readManifest } from '../local';
-import { DEFAULT_OUT, modelDir, parse, type Command } from './command';
+import { parse, type Command } from './command';
+import { DEFAULT_OUT, modelDir, readManifest } from '../paths';
 
 const usage =
   'fetch <id|all|zoo file id> [--cache models/cache] [--out models/out] [--force]   download real zoo weights (verified, resumable)';

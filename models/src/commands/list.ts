@@ -1,8 +1,8 @@
 import catalog from '../../catalog.json' with { type: 'json' };
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readManifest } from '../local';
-import { DEFAULT_OUT, modelDir, parse, type Command } from './command';
+import { parse, type Command } from './command';
+import { DEFAULT_OUT, modelDir, readManifest } from '../paths';
 
 const usage = 'list [--out models/out]   the zoo catalog and the models built here';
 

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConceptTable, resolve, type ConceptTable } from '../../../src/concepts/table';
 import { canonicalJson, checkPolicy, policyHash, policyKey, type Policy } from '../../../src/policies/schema';
-import { BUCKET, ROOT, run } from '../upload';
+import { BUCKET } from '../upload';
 import { parse, type Command } from './command';
+import { ROOT } from '../paths';
+import { run } from '../run';
 
 const usage =
   'policy put <file.json> [--local|--remote] [--persist-to DIR] | policy check <file.json>   validate a moderation policy (and put it into R2 as policies/<name>.json)';

@@ -2,8 +2,8 @@ import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { photoTensors } from '../quantize/photos';
 import { synthesizeModel } from '../synth';
-import { ROOT } from '../upload';
-import { DEFAULT_OUT, modelDir, modelIds, parse, type Command } from './command';
+import { modelIds, parse, type Command } from './command';
+import { DEFAULT_OUT, modelDir, ROOT } from '../paths';
 
 const usage =
   'synth <id|all> [--out models/out] [--width 1] [--seed 0] [--bn-from <photos dir>]   architecture-faithful model, synthetic weights (--bn-from: BN statistics measured on photos, ResNet-18/34/50)';

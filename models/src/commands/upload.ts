@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadModel } from '../upload';
-import { DEFAULT_OUT, modelDir, modelIds, parse, type Command, type Variant } from './command';
+import { modelIds, parse, type Command } from './command';
+import { DEFAULT_OUT, modelDir, type Variant } from '../paths';
 
 const usage =
   'upload <id|all> [--local|--remote] [--precision int8|fp32] [--out models/out] [--persist-to DIR]   put model + manifest into R2 (int8 when built)';

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { readManifest, sha256 } from '../local';
 import { existsSync } from 'node:fs';
 import { stageFile } from '../../../src/models/manifest';
 import { runChain } from '../split';
-import { DEFAULT_OUT, modelDir, modelIds, parse, type Command } from './command';
+import { modelIds, parse, type Command } from './command';
+import { DEFAULT_OUT, modelDir, readManifest } from '../paths';
+import { sha256 } from '../hash';
 
 const usage = 'verify <id|all> [--out models/out]   sha256, loads in onnxruntime-node, input/output shapes (fp32 and int8)';
 

@@ -9,15 +9,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../../../src/models/manifest';
 import { planFor, prepareInput } from '../../../src/pipeline/prepare';
-import { PreprocessKernel } from '../../../wasm/preprocess/index';
-import { readManifest } from '../local';
+import type { PreprocessKernel } from '../../../wasm/preprocess/index';
+import { loadKernel } from '../kernel';
+import { DEFAULT_OUT, modelDir, readManifest } from '../paths';
 import { encodeRgbPng } from '../png';
-import { KERNEL_WASM } from '../quantize/photos';
-import { DEFAULT_OUT, modelDir, parse, type Command } from './command';
+import { parse, type Command } from './command';
 
 const usage = 'view <image> [--model <id>] [--out crop.png] [--raw crop.rgb] [--max-decode-mb 32] [--models-out models/out]   the crop the Worker feeds the model';
-
-const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
 
 export const view: Command = {
   name: 'view',
@@ -59,7 +57,7 @@ let kernel: PreprocessKernel | undefined;
 
 /** The Worker's crop of `bytes` as 8-bit HWC RGB, with the decode plan's facts. */
 export async function viewCrop(bytes: Uint8Array, spec: PreprocessSpec, maxDecodeMB = 32) {
-  kernel ??= PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(KERNEL_WASM)));
+  kernel ??= loadKernel();
   const limits = { maxPixels: 16_000_000, maxMemoryMB: maxDecodeMB };
   const plan = planFor(bytes, spec, limits);
   const tensor = new Float32Array(3 * spec.cropHeight * spec.cropWidth);

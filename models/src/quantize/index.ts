@@ -7,7 +7,7 @@
  *
  * Weights: per-output-channel symmetric int8 (zero point 0). Activations: per-tensor asymmetric
  * uint8. Biases: int32 at input_scale * weight_scale. plan.ts has the op roles, DEFAULTS below
- * the measurements behind the defaults, bench-formats.ts the script that made them.
+ * the measurements behind the defaults, bench/quant-formats.ts the script that made them.
  *
  * Fidelity is measured with onnxruntime-node, which on x86 CPUs without VNNI must be told to
  * avoid its saturating u8s8 kernels (fidelity.ts); otherwise it reports ~2 % less cosine than
@@ -71,7 +71,7 @@ export interface QuantizeInfo {
 }
 
 /**
- * Defaults, chosen by measurement (bench-formats.ts; synthetic weights; onnxruntime-web 1.30
+ * Defaults, chosen by measurement (bench/quant-formats.ts; synthetic weights; onnxruntime-web 1.30
  * WASM, 1 thread, CPU-time medians on a loaded 2-core machine):
  * - format: QOperator and QDQ run at the same speed (ResNet-18 v1 96.0 vs 96.4 ms, ResNet-50
  *   v1 219.0 vs 218.9 ms, 60 interleaved runs each) and give identical logits, because

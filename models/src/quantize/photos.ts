@@ -8,15 +8,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeImage } from '../../../src/image/index';
 import { decodePlannedSync } from '../../../src/image/index';
 import { planFor } from '../../../src/pipeline/prepare';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../../../src/models/manifest';
-import { PreprocessKernel } from '../../../wasm/preprocess/index';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const KERNEL_WASM = `${ROOT}wasm/preprocess/build/preprocess.wasm`;
+import type { PreprocessKernel } from '../../../wasm/preprocess/index';
+import { loadKernel } from '../kernel';
 
 export interface View {
   mirror: boolean;
@@ -37,10 +34,6 @@ export interface PhotoTensor {
   tensor: Float32Array;
 }
 
-// The project's types are workerd's, where WebAssembly.Module cannot be constructed from bytes;
-// under Node it can.
-const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
-
 let kernel: PreprocessKernel | undefined;
 
 function mirrored(img: { width: number; height: number; data: Uint8Array }): { width: number; height: number; data: Uint8Array } {
@@ -59,7 +52,7 @@ function mirrored(img: { width: number; height: number; data: Uint8Array }): { w
 }
 
 export function photoTensors(paths: readonly string[], views: readonly View[] = PLAIN): PhotoTensor[] {
-  kernel ??= PreprocessKernel.fromModule(new NodeWasmModule(readFileSync(KERNEL_WASM)));
+  kernel ??= loadKernel();
   const out: PhotoTensor[] = [];
   for (const p of paths) {
     const bytes = new Uint8Array(readFileSync(p));

@@ -3,9 +3,9 @@
  * onnxruntime-web (the node build of the package, WASM backend, 1 thread) and its fidelity to
  * the fp32 model on photos it was not calibrated on.
  *
- *   npx tsx models/src/quantize/bench-formats.ts [--models resnet18v1,resnet50v1] [--runs 15]
+ *   npx tsx bench/quant-formats.ts [--models resnet18v1,resnet50v1] [--runs 15]
  *       [--warmup 5] [--variants default,qdq] [--method percentile] [--percentile 99.99] [--fp32]
- *       [--web-fidelity] [--out dir]
+ *       [--web-fidelity] [--out dir] [--photos dir]
  *
  * Variants (`--variants`, comma-separated):
  *   default     QOperator, default plan          qdq        QDQ, default plan
@@ -21,35 +21,37 @@
  * thread waited for a core, which on a loaded 2-core machine is most of the noise.
  *
  * Photos: calibration on astronaut, camera, rocket; evaluation on chelsea and coffee (jpg and
- * png), 4 views each, from /work/shared/data/photos (or the test fixtures when it is missing).
+ * png), 4 views each, from `--photos` (default: ../shared/data/photos beside the repository,
+ * where the build machines keep scikit-image's samples); when that folder lacks one of them,
+ * from the scenes the test fixtures have (camera, rocket; chelsea, coffee).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ortWeb from 'onnxruntime-web';
-import { buildResNet, parseResNetId } from '../resnet';
-import { calibrateModel, compareLogits, DEFAULTS, emit, measureFidelity, type CalibrationMethod, type QuantFormat } from './index';
-import type { PlanOptions } from './plan';
-import { AUGMENTED, photoTensors } from './photos';
+import { PHOTOS, ROOT } from '../models/src/paths';
+import { calibrateModel, compareLogits, DEFAULTS, emit, measureFidelity, type CalibrationMethod, type QuantFormat } from '../models/src/quantize/index';
+import type { PlanOptions } from '../models/src/quantize/plan';
+import { AUGMENTED, photoTensors } from '../models/src/quantize/photos';
+import { buildResNet, parseResNetId } from '../models/src/resnet';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SHARED = '/work/shared/data/photos/';
-const FIXTURES = `${ROOT}test/fixtures/photos/`;
+const SHARED_PHOTOS = join(ROOT, '../shared/data/photos');
 
-export function photoSplit(): { calibration: Float32Array[]; evaluation: Float32Array[]; note: string } {
-  if (existsSync(`${SHARED}astronaut.jpg`)) {
-    const c = ['astronaut.jpg', 'camera.png', 'rocket.jpg'].map((f) => SHARED + f);
-    const e = ['chelsea.jpg', 'chelsea.png', 'coffee.jpg', 'coffee.png'].map((f) => SHARED + f);
+function photoSplit(dir: string): { calibration: Float32Array[]; evaluation: Float32Array[]; note: string } {
+  const c = ['astronaut.jpg', 'camera.png', 'rocket.jpg'].map((f) => join(dir, f));
+  const e = ['chelsea.jpg', 'chelsea.png', 'coffee.jpg', 'coffee.png'].map((f) => join(dir, f));
+  if ([...c, ...e].every((f) => existsSync(f))) {
     return {
       calibration: photoTensors(c, AUGMENTED).map((x) => x.tensor),
       evaluation: photoTensors(e, AUGMENTED).map((x) => x.tensor),
       note: 'calibrated on astronaut/camera/rocket, evaluated on chelsea/coffee (jpg+png), 4 views each',
     };
   }
-  const c = ['camera.png', 'rocket.jpg'].map((f) => FIXTURES + f);
-  const e = ['chelsea.jpg', 'chelsea.png', 'coffee.jpg'].map((f) => FIXTURES + f);
+  const fc = ['camera.png', 'rocket.jpg'].map((f) => join(PHOTOS, f));
+  const fe = ['chelsea.jpg', 'chelsea.png', 'coffee.jpg'].map((f) => join(PHOTOS, f));
   return {
-    calibration: photoTensors(c, AUGMENTED).map((x) => x.tensor),
-    evaluation: photoTensors(e, AUGMENTED).map((x) => x.tensor),
+    calibration: photoTensors(fc, AUGMENTED).map((x) => x.tensor),
+    evaluation: photoTensors(fe, AUGMENTED).map((x) => x.tensor),
     note: 'calibrated on camera/rocket, evaluated on chelsea (jpg+png)/coffee, 4 views each',
   };
 }
@@ -93,7 +95,7 @@ async function main(): Promise<void> {
   const out = arg('out', '');
   if (out) mkdirSync(out, { recursive: true });
   ortWeb.env.wasm.numThreads = 1;
-  const photos = photoSplit();
+  const photos = photoSplit(arg('photos', SHARED_PHOTOS));
   console.log(`photos: ${photos.note}; ${photos.calibration.length} calibration / ${photos.evaluation.length} evaluation tensors`);
   console.log(`onnxruntime-web ${ortWeb.env.versions.web ?? '?'}, wasm, 1 thread; ${warmup} warm-up + ${runs} interleaved timed runs`);
 
