@@ -1,0 +1,71 @@
+import type { ErrorType } from './types.js';
+
+/**
+ * The one error the client throws for a failed call: the API's `{ code, type, message }` with
+ * the answer's status, or a client-side failure (status 0: `timeout`, `network`). A caller's own
+ * abort is not one of these: it rejects with the signal's reason, as fetch does.
+ */
+export class EdgeResnetError extends Error {
+  override readonly name = 'EdgeResnetError';
+  /** The HTTP status; 0 when no answer came. */
+  readonly status: number;
+  readonly type: ErrorType;
+  /** Seconds the server asked the caller to wait (Retry-After), on `overloaded` answers. */
+  readonly retryAfter: number | undefined;
+
+  constructor(status: number, type: ErrorType, message: string, options: { retryAfter?: number | undefined; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.status = status;
+    this.type = type;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+const API_TYPES = new Set<string>([
+  'bad_request',
+  'unauthorized',
+  'not_found',
+  'method_not_allowed',
+  'payload_too_large',
+  'unsupported_media_type',
+  'unprocessable_image',
+  'model_unavailable',
+  'overloaded',
+  'bad_gateway',
+  'gateway_timeout',
+  'internal',
+]);
+
+/**
+ * The error a non-2xx answer stands for. Its body is read whatever it is: an answer that is not
+ * the API's JSON (wrangler dev's proxy, a CDN's error page) still becomes an EdgeResnetError,
+ * with the start of its text as the message.
+ */
+export async function errorFromResponse(res: Response): Promise<EdgeResnetError> {
+  const retryAfter = parseRetryAfter(res.headers.get('Retry-After'));
+  const text = await res.text().catch(() => '');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (isApiError(body)) return new EdgeResnetError(res.status, body.type as ErrorType, body.message, { retryAfter });
+  const excerpt = text.trim().slice(0, 200);
+  return new EdgeResnetError(res.status, 'unexpected_response', `HTTP ${res.status}${excerpt ? `: ${excerpt}` : ''}`, { retryAfter });
+}
+
+function isApiError(body: unknown): body is { code: number; type: string; message: string } {
+  if (typeof body !== 'object' || body === null) return false;
+  const { type, message } = body as { type?: unknown; message?: unknown };
+  return typeof type === 'string' && API_TYPES.has(type) && typeof message === 'string';
+}
+
+/** Retry-After as seconds: delta-seconds, or an HTTP date (RFC 9110 10.2.3); undefined otherwise. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
