@@ -20,7 +20,7 @@ import { coldBurst, type ColdBurstFigure } from './burst';
 import { measureSplit } from './split';
 import { evaluateTargets, MEMORY_LIMIT_BYTES, PRICES, renderMarkdown, renderSummary } from './report';
 import { median, summarize, type Summary } from './stats';
-import type { BenchReport, SplitFigure, ColdSample, EndToEnd, ModelResult, NodeRuntimeResult, SizeResult, ThroughputResult, WorkerdModelResult } from './types';
+import type { BenchReport, SplitFigure, ColdSample, EndToEnd, ModelResult, NodeRuntimeResult, SizeResult, ThroughputResult } from './types';
 import { ensureUploaded, snapshotWorkers, stagesOf, throughput, WranglerDev, type Sample, type Stages, type WorkerConfigs } from './workerd';
 import { ROOT } from '../models/src/paths';
 

@@ -355,6 +355,8 @@ describe.skipIf(!HAS_BROWSER)('the page at /, no API key', () => {
         order.push(await page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent?.trim() || ''));
       }
       expect(order).toEqual(['Skip to results', 'file', 'model', 'concepts', 'policy', 'submit']);
+      // The API reference is linked from the foot of the page, after the form in tab order.
+      expect(await page.locator('footer a[href="/docs"]').count()).toBe(1);
 
       // Classify with no image: told so, in the live region.
       await page.keyboard.press('Enter');
