@@ -123,7 +123,7 @@ describe('classify over RPC', () => {
     expect(image!.concepts!.map((c) => [c.id, c.classes])).toEqual([['n02084071', 118], ['n04565375', 7]]);
   });
 
-  it('refuses what HTTP refuses, with the same code, type and message', async () => {
+  it('refuses what HTTP refuses, with the same code, type and message (HTTP names the query field)', async () => {
     const text = new TextEncoder().encode('not an image at all');
     const truncated = cat.subarray(0, cat.byteLength >> 2);
     const cases: Array<[Uint8Array, number, string]> = [
@@ -137,7 +137,8 @@ describe('classify over RPC', () => {
     const unknown = failed(await exports.Classifier.classify(cat, { model: 'resnet999v9' }), 404, 'not_found');
     expect(unknown).toEqual(await httpError('/predict/resnet999v9', cat));
     const topk = failed(await exports.Classifier.classify(cat, { topk: 0 }), 400, 'bad_request', /topk must be an integer from 1 to 1000, got "0"/);
-    expect(topk.message).toBe((await httpError('/predict?topk=0', cat)).message);
+    // Over HTTP the same words, named by where the bad value came from (the query: src/openapi).
+    expect((await httpError('/predict?topk=0', cat)).message).toBe(`invalid request: query.topk: ${topk.message}`);
     const concept = failed(await exports.Classifier.classify(cat, { concepts: ['dog', 'xyzzyplugh'] }), 404, 'not_found');
     expect(concept).toEqual(await httpError('/predict?concepts=dog,xyzzyplugh', cat));
   });
