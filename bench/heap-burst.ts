@@ -11,10 +11,18 @@
  * - the runtime process's resident memory (/proc), which also holds workerd itself and the other
  *   Workers, so only its growth over the warm baseline says something.
  *
- *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--json out.json]
+ *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--gc] [--json out.json]
  *
  * The inspector answers only when the isolate is between tasks, so its samples are the heap at
- * those moments; the RSS samples (every 20 ms) see everything.
+ * those moments; the RSS samples (every 20 ms) see everything. V8's heap in use counts garbage
+ * not yet collected, so it bounds the live memory from above; with `--gc` every sample first
+ * forces a full collection (HeapProfiler.collectGarbage), so it is the live memory at that
+ * moment (collections then run more often than the isolate would run them itself).
+ * First `--gc` run (2026-12-02, ResNet-50 int8, 16 clients): only 2-7 samples a burst came back,
+ * all equal to the warm baseline (JS heap 0.8 MiB): the inspector answers between tasks, when
+ * the uploads' memory is already gone, so it does not show the peak. The same run reproduced
+ * #11's open failures: 4 of 16 PNG requests ended in 500 "canceled ... hung", and 6 of 16 WebP
+ * requests lost their connection ("fetch failed").
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -35,6 +43,8 @@ export interface HeapBurstOptions {
   workDir?: string;
   /** Admission control's wait; its 503s must come within this plus a little. */
   admissionWaitMs?: number;
+  /** Force a full GC before every inspector sample: live memory rather than V8's heap in use. */
+  gc?: boolean;
   onProgress?: (line: string) => void;
 }
 
@@ -70,6 +80,8 @@ export interface HeapBurstRow {
 export interface HeapBurstFigure {
   model: string;
   clients: number;
+  /** Whether each sample followed a forced full GC (live memory). */
+  gc: boolean;
   budgetBytes: number;
   limitBytes: number;
   baseline: { wasmHeap: number | null; isolate: number | null; rss: number | null };
@@ -86,7 +98,10 @@ class HeapProbe {
   private timer: ReturnType<typeof setInterval> | undefined;
   private inFlight = false;
 
-  private constructor(private readonly ws: WebSocket) {
+  private constructor(
+    private readonly ws: WebSocket,
+    private readonly gc: boolean,
+  ) {
     ws.addEventListener('message', (e) => {
       const msg = JSON.parse(String(e.data)) as { id?: number; result?: { usedSize: number; backingStorageSize?: number } };
       if (msg.id !== undefined && msg.result) this.pending.get(msg.id)?.(msg.result);
@@ -95,7 +110,7 @@ class HeapProbe {
   }
 
   /** Through wrangler's inspector proxy (the runtime's own inspector takes one session: wrangler's). */
-  static async open(inspectorPort: number): Promise<HeapProbe | undefined> {
+  static async open(inspectorPort: number, gc = false): Promise<HeapProbe | undefined> {
     let url: string;
     try {
       const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{ webSocketDebuggerUrl?: string }>;
@@ -111,7 +126,7 @@ class HeapProbe {
       ws.addEventListener('error', () => resolve(false));
       setTimeout(() => resolve(false), 10_000);
     });
-    return opened ? new HeapProbe(ws) : undefined;
+    return opened ? new HeapProbe(ws, gc) : undefined;
   }
 
   usage(timeoutMs = 30_000): Promise<HeapSample | undefined> {
@@ -126,6 +141,8 @@ class HeapProbe {
         clearTimeout(timer);
         resolve({ atMs: t0, jsUsed: r.usedSize, backing: r.backingStorageSize ?? null });
       });
+      // The inspector answers in order: the collection is done before the usage is read.
+      if (this.gc) this.ws.send(JSON.stringify({ id: this.next++, method: 'HeapProfiler.collectGarbage' }));
       this.ws.send(JSON.stringify({ id, method: 'Runtime.getHeapUsage' }));
     });
   }
@@ -205,7 +222,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
   try {
     const base = dev.runtimeBase;
     const pid = await pidListeningOn(Number(new URL(base).port));
-    probe = await HeapProbe.open(dev.inspectorPort);
+    probe = await HeapProbe.open(dev.inspectorPort, o.gc ?? false);
     if (!probe) progress('heap burst: the inspector did not open; V8 figures are missing');
     // Warm: the model loaded, every decoder used once.
     for (const image of images) {
@@ -273,6 +290,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
     return {
       model: `${o.model} int8${manifest.weights === 'synthetic' ? ' (synthetic weights)' : ''}`,
       clients: o.clients,
+      gc: o.gc ?? false,
       budgetBytes: budgetMB * MiB,
       limitBytes: 128 * 1000 * 1000,
       baseline,
@@ -298,7 +316,7 @@ export function describeHeapRow(r: HeapBurstRow): string {
 
 export function renderHeapBurst(f: HeapBurstFigure): string {
   const lines = [
-    `Burst of ${f.clients} concurrent 12 MP uploads per format, ${f.model}, warm isolate. Peak isolate = the largest inspector sample of V8's heap in use + ArrayBuffer backing stores, plus onnxruntime's wasm heap; budget MEMORY_BUDGET_MB = ${mb(f.budgetBytes)}; limit 128 MB.`,
+    `Burst of ${f.clients} concurrent 12 MP uploads per format, ${f.model}, warm isolate. Peak isolate = the largest inspector sample of V8's heap in use${f.gc ? ' right after a forced full GC (live memory)' : ' (garbage included: an upper bound)'} + ArrayBuffer backing stores, plus onnxruntime's wasm heap; budget MEMORY_BUDGET_MB = ${mb(f.budgetBytes)}; limit 128 MB.`,
     '',
     `Warm baseline: onnxruntime heap ${mb(f.baseline.wasmHeap)}, isolate ${mb(f.baseline.isolate)}, runtime RSS ${mb(f.baseline.rss)}.`,
     '',
@@ -318,12 +336,13 @@ async function main(): Promise<void> {
       model: { type: 'string', default: 'resnet50v1' },
       clients: { type: 'string', default: '16' },
       json: { type: 'string' },
+      gc: { type: 'boolean', default: false },
     },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void Promise.all([...WranglerDev.live].map((d) => d.stop())).then(() => process.exit(130)));
   }
-  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), onProgress: (l) => console.error(l) });
+  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, onProgress: (l) => console.error(l) });
   console.log(renderHeapBurst(figure));
   if (values.json) await writeFile(values.json, `${JSON.stringify(figure, null, 2)}\n`);
   const failed = figure.rows.some((r) => r.other.length > 0 || (r.peakIsolate !== null && r.peakIsolate > figure.budgetBytes));
