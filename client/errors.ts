@@ -1,4 +1,4 @@
-import type { ErrorType } from './types.js';
+import type { ApiErrorType, ErrorType } from './types.js';
 
 /**
  * The one error the client throws for a failed call: the API's `{ code, type, message }` with
@@ -21,20 +21,22 @@ export class EdgeResnetError extends Error {
   }
 }
 
-const API_TYPES = new Set<string>([
-  'bad_request',
-  'unauthorized',
-  'not_found',
-  'method_not_allowed',
-  'payload_too_large',
-  'unsupported_media_type',
-  'unprocessable_image',
-  'model_unavailable',
-  'overloaded',
-  'bad_gateway',
-  'gateway_timeout',
-  'internal',
-]);
+// A record over the type, so that a new error type the Worker adds fails to compile here.
+const API_TYPE_KEYS: Record<ApiErrorType, true> = {
+  bad_request: true,
+  unauthorized: true,
+  not_found: true,
+  method_not_allowed: true,
+  payload_too_large: true,
+  unsupported_media_type: true,
+  unprocessable_image: true,
+  model_unavailable: true,
+  overloaded: true,
+  bad_gateway: true,
+  gateway_timeout: true,
+  internal: true,
+};
+const API_TYPES = new Set<string>(Object.keys(API_TYPE_KEYS));
 
 /**
  * The error a non-2xx answer stands for. Its body is read whatever it is: an answer that is not

@@ -6,7 +6,7 @@
  * policies, models) are written out here because their Worker-side types import Worker modules;
  * test/node/client.test.ts checks at type level that they match what the routes answer.
  */
-import type { ModerateBody, PredictBody } from '../src/answers/types.js';
+import type { ErrorType as WorkerErrorType, ModerateBody, PredictBody } from '../src/answers/types.js';
 
 export type * from '../src/answers/types.js';
 
@@ -18,20 +18,8 @@ export type * from '../src/answers/types.js';
 export type ImageBytes = Blob | ArrayBuffer | ArrayBufferView | ReadableStream<Uint8Array>;
 export type ImageInput = ImageBytes | { url: string };
 
-/** The error types of the API (`type` of `{ code, type, message }`), as src/errors.ts lists them. */
-export type ApiErrorType =
-  | 'bad_request'
-  | 'unauthorized'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'unprocessable_image'
-  | 'model_unavailable'
-  | 'overloaded'
-  | 'bad_gateway'
-  | 'gateway_timeout'
-  | 'internal';
+/** The error types of the API (`type` of `{ code, type, message }`), the Worker's own list. */
+export type ApiErrorType = WorkerErrorType;
 
 /**
  * The client's own failures, with status 0 (no answer) or the answer's status:
