@@ -22,6 +22,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decode as jpegJsDecode } from 'jpeg-js';
 import { readJpegHeader } from '../src/image/jpeg';
+import { workerdAlone } from './workerd-alone';
 import { decodeJpegImage, decodeJpegWith, type JpegScale } from '../src/image/jpeg/index';
 import { resizeCropU8 } from '../src/preprocess/reference';
 import type { RgbImage } from '../src/image/types';
@@ -125,11 +126,6 @@ function reduced(dir: string): void {
  * proxy, no pipeline) so the figure is the decoder's.
  */
 async function workerdSpeed(args: string[]): Promise<void> {
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { spawn } = await import('node:child_process');
-  const { createRequire } = await import('node:module');
-  const { build } = await import('esbuild');
   const root = join(import.meta.dirname, '..');
   const opt = (name: string): string | undefined => {
     const k = args.indexOf(name);
@@ -152,7 +148,6 @@ async function workerdSpeed(args: string[]): Promise<void> {
       // no bench images yet
     }
   }
-  const tmp = await mkdtemp(join(tmpdir(), 'jpeg-workerd-'));
   const inputs: { name: string; bytes: Uint8Array; scale: number }[] = [];
   if (specs.length === 0) {
     inputs.push({ name: '4032x3024 baseline (Pillow) @1/4', bytes: await makePhoto(4032, 3024, false), scale: 4 });
@@ -182,38 +177,12 @@ export default {
     return new Response(String(performance.now() - t0));
   },
 };`;
-  await writeFile(join(tmp, 'worker.ts'), worker);
-  // The reference checkout has no node_modules of its own: resolve its imports (hono) from ours.
-  await build({ entryPoints: [join(tmp, 'worker.ts')], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', outfile: join(tmp, 'worker.mjs'), nodePaths: [join(root, 'node_modules')], logLevel: 'warning' });
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  await writeFile(
-    join(tmp, 'config.capnp'),
-    `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [ (name = "main", worker = .w) ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const w :Workerd.Worker = (modules = [ (name = "worker.mjs", esModule = embed "worker.mjs") ], compatibilityDate = "2025-01-01");
-`,
-  );
-  // wrangler's own workerd: the one `wrangler dev` (and so the benchmark) runs.
-  const fromWrangler = createRequire(join(root, 'node_modules/wrangler/package.json'));
-  const bin = (fromWrangler('workerd') as { default: string }).default;
-  const version = (fromWrangler('workerd/package.json') as { version: string }).version;
-  const proc = spawn(bin, ['serve', join(tmp, 'config.capnp')], { stdio: 'ignore' });
+  // The reference checkout has no node_modules of its own: its imports (hono) resolve from ours.
+  const server = await workerdAlone(worker);
   try {
-    const call = async (v: string, c: (typeof inputs)[number], n: number): Promise<number> => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const res = await fetch(`http://127.0.0.1:${port}/?v=${v}&s=${c.scale}&n=${n}`, { method: 'POST', body: c.bytes });
-          if (!res.ok) throw new Error(`workerd: HTTP ${res.status}: ${await res.text()}`);
-          return Number(await res.text()) / n;
-        } catch (err) {
-          if (attempt > 50 || (err instanceof Error && err.message.startsWith('workerd:'))) throw err;
-          await new Promise((r) => setTimeout(r, 100)); // still starting
-        }
-      }
-    };
+    const call = async (v: string, c: (typeof inputs)[number], n: number): Promise<number> =>
+      Number(await server.post(`/?v=${v}&s=${c.scale}&n=${n}`, c.bytes)) / n;
+    const version = server.version;
     console.log(`workerd ${version} (wrangler's); ${runs} runs after 3 warm-up; milliseconds per decode, medians`);
     for (const c of inputs) {
       const n = c.bytes.length < 3e5 ? 10 : 1; // small files: 10 decodes a request, for the clock
@@ -231,8 +200,7 @@ const w :Workerd.Worker = (modules = [ (name = "worker.mjs", esModule = embed "w
       console.log(`${c.name.padEnd(40)} ours ${median(cur).toFixed(1).padStart(6)}${paired}`);
     }
   } finally {
-    proc.kill();
-    await rm(tmp, { recursive: true, force: true });
+    await server.close();
   }
 }
 

@@ -2,8 +2,8 @@
  * The streaming PNG decoder against the fast-png path it replaced, on a 12 MP photo-like PNG.
  *
  *   npx tsx bench/png-decode.ts [runs]
- *   npx tsx bench/png-decode.ts --workerd [--runs N] [--pieces 4096,16384] [FILE.png ...]
- *                                JS vs native inflate (src/image/png/native.ts) inside workerd
+ *   npx tsx bench/png-decode.ts --workerd [--runs N] [FILE.png ...]
+ *                                the wasm rows (zlib + unfilter) vs our JS ones inside workerd
  *
  * The image: test/fixtures/photos/camera.png (a real photo) decoded, upscaled to 4032x3024
  * (bilinear, RGB, plus a little noise so it is not unnaturally smooth), Paeth-filtered and
@@ -12,14 +12,17 @@
  * time (user + system; steadier than the wall clock on a busy machine):
  *   fast-png     the previous decodePng: a streaming inflate to measure the data (fflate),
  *                then fast-png's decode (checkCrc, as before) holding the whole image
- *   stream       decodePngTo with a sink that keeps nothing (what a resize sink costs extra
- *                is not included)
- *   collect      decodePng: the same, collected into one RGB image
+ *   wasm         decodePngTo with a sink that keeps nothing (what a resize sink costs extra
+ *                is not included), rows by the wasm module (zlib + unfilter), as in the Worker
+ *   js           the same with our JS inflater and unfilter
+ *   collect      decodePng: wasm rows, collected into one RGB image
  */
+import '../models/src/node-wasm'; // first: the .wasm loader, for the PNG rows module
 import { readFileSync } from 'node:fs';
 import { decode as fastPngDecode } from 'fast-png';
 import { Unzlib, zlibSync } from 'fflate';
-import { decodePng, decodePngTo, readPngHeader } from '../src/image/png';
+import { decodePng, decodePngTo, readPngHeader, usePngRows } from '../src/image/png';
+import { workerdAlone } from './workerd-alone';
 
 const WIDTH = 4032;
 const HEIGHT = 3024;
@@ -127,108 +130,59 @@ function fastPngPath(bytes: Uint8Array): Uint8Array {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
- * The streaming decode inside wrangler's workerd (the Worker's runtime, V8 defaults), JS
- * inflater against the native one (src/image/png/native.ts) at each piece size, interleaved:
- * a Worker decodes the POSTed PNG into a sink that only checksums the rows (the paths must
- * agree) and answers the milliseconds
- * (workerd alone, no wrangler dev proxy, no pipeline). Files: the arguments, else the
- * benchmark's 12 MP PNG (bench/tmp/images, made by `npm run bench`), else this script's.
+ * The streaming decode inside wrangler's workerd (the Worker's runtime, V8 defaults), the
+ * wasm rows (zlib + unfilter) against our JS inflater and unfilter, interleaved: a Worker decodes the POSTed PNG into a sink
+ * that only checksums the rows (the two must agree) and answers the milliseconds (workerd
+ * alone, no wrangler dev proxy, no pipeline). Files: the arguments, else the benchmark's
+ * 12 MP PNG (bench/tmp/images, made by `npm run bench`), else this script's.
  */
 async function workerdSpeed(args: string[]): Promise<void> {
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const { existsSync } = await import('node:fs');
-  const { spawn } = await import('node:child_process');
-  const { createRequire } = await import('node:module');
-  const { build } = await import('esbuild');
+  const { join } = await import('node:path');
   const root = join(import.meta.dirname, '..');
   const k = args.indexOf('--runs');
   const n = k >= 0 ? Number(args.splice(k, 2)[1]) : 11;
-  const kp = args.indexOf('--pieces');
-  const pieceSizes = kp >= 0 ? args.splice(kp, 2)[1]!.split(',').map(Number) : [4096];
   let files = args.filter((a) => a !== '--workerd' && !/^\d+$/.test(a));
   const benchPng = join(root, 'bench/tmp/images/4032x3024-screen.png');
   if (files.length === 0 && existsSync(benchPng)) files = [benchPng];
   const inputs = files.length ? files.map((f) => ({ name: f.split('/').pop()!, bytes: new Uint8Array(readFileSync(f)) })) : [{ name: 'generated 4032x3024', bytes: makePng() }];
-  const tmp = await mkdtemp(join(tmpdir(), 'png-workerd-'));
-  const worker = `
-import { readPngHeader } from ${JSON.stringify(join(root, 'src/image/png'))};
-import { decodePngToAsync } from ${JSON.stringify(join(root, 'src/image/png/native'))};
+  const server = await workerdAlone(`
+import { decodePngTo, readPngHeader, usePngRows } from ${JSON.stringify(join(root, 'src/image/png'))};
 const LIMITS = { maxPixels: 100e6, maxMemoryMB: 64 };
 export default {
   async fetch(req) {
-    const u = new URL(req.url);
+    const kind = new URL(req.url).searchParams.get('v');
     const bytes = new Uint8Array(await req.arrayBuffer());
     const h = readPngHeader(bytes);
-    const native = u.searchParams.get('v') !== 'js';
-    const piece = Number(u.searchParams.get('piece') || 4096);
-    const n = Number(u.searchParams.get('n'));
-    let used = true;
-    // A sum over the rows, so that the two paths can be checked to give the same pixels.
+    // A sum over the rows, so that the two inflaters can be checked to give the same pixels.
     let sum = 0;
     const sink = { write(rows, y0, count) { const m = count * h.width * 3; for (let i = 0; i < m; i += 97) sum = (sum * 31 + rows[i] + y0) % 1000000007; } };
+    usePngRows(kind);
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) used = (await decodePngToAsync(bytes, h, sink, LIMITS, { native, piece })).native && used;
-    const ms = performance.now() - t0;
-    if (used !== native) return new Response('native path ' + (native ? 'not taken' : 'taken'), { status: 500 });
-    return new Response(JSON.stringify({ ms, sum }));
+    decodePngTo(bytes, h, sink, LIMITS);
+    return new Response(JSON.stringify({ ms: performance.now() - t0, sum }));
   },
-};`;
-  await writeFile(join(tmp, 'worker.ts'), worker);
-  await build({ entryPoints: [join(tmp, 'worker.ts')], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', outfile: join(tmp, 'worker.mjs'), logLevel: 'warning' });
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  await writeFile(
-    join(tmp, 'config.capnp'),
-    `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [ (name = "main", worker = .w) ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const w :Workerd.Worker = (modules = [ (name = "worker.mjs", esModule = embed "worker.mjs") ], compatibilityDate = "2025-01-01");
-`,
-  );
-  const fromWrangler = createRequire(join(root, 'node_modules/wrangler/package.json'));
-  const bin = (fromWrangler('workerd') as { default: string }).default;
-  const version = (fromWrangler('workerd/package.json') as { version: string }).version;
-  const proc = spawn(bin, ['serve', join(tmp, 'config.capnp')], { stdio: 'ignore' });
+};`);
   try {
-    const sums = new Map<string, number>();
-    const call = async (v: string, body: Uint8Array): Promise<number> => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const [mode, piece] = v.split('@');
-          const res = await fetch(`http://127.0.0.1:${port}/?v=${mode}&piece=${piece ?? ''}&n=1`, { method: 'POST', body });
-          if (!res.ok) throw new Error(`workerd: HTTP ${res.status}: ${await res.text()}`);
-          const { ms, sum } = (await res.json()) as { ms: number; sum: number };
-          const want = sums.get(String(body.length)) ?? sum;
-          if (sum !== want) throw new Error(`workerd: ${v} gave other pixels than the JS path`);
-          sums.set(String(body.length), sum);
-          return ms;
-        } catch (err) {
-          if (attempt > 50 || (err instanceof Error && err.message.startsWith('workerd:'))) throw err;
-          await new Promise((r) => setTimeout(r, 100)); // still starting
-        }
-      }
-    };
-    const variants = ['js', ...pieceSizes.map((p) => `native@${p}`)];
-    console.log(`workerd ${version} (wrangler's); ${n} interleaved runs after 2 warm-up, order rotating; milliseconds per decode, medians; same pixels checked`);
+    const variants = ['js', 'wasm'];
+    console.log(`workerd ${server.version} (wrangler's); ${n} interleaved runs after 2 warm-up, order rotating; milliseconds per decode, medians; same pixels checked`);
     for (const c of inputs) {
-      const t: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v, []]));
+      const t: Record<string, number[]> = { js: [], wasm: [] };
+      let want: number | undefined;
       for (let i = 0; i < n + 2; i++) {
-        const order = variants.map((_, j) => variants[(i + j) % variants.length]!);
+        const order = i % 2 ? [...variants].reverse() : variants;
         for (const v of order) {
-          const ms = await call(v, c.bytes);
+          const { ms, sum } = JSON.parse(await server.post(`/?v=${v}`, c.bytes)) as { ms: number; sum: number };
+          want ??= sum;
+          if (sum !== want) throw new Error(`workerd: ${v} gave other pixels than the other reader`);
           if (i >= 2) t[v]!.push(ms);
         }
       }
-      const js = t.js!;
-      const cols = variants.slice(1).map((v) => `${v} ${median(t[v]!).toFixed(0)} ms (js/this ${median(js.map((x, j) => x / t[v]![j]!)).toFixed(2)})`);
-      console.log(`${c.name.padEnd(24)} js ${median(js).toFixed(0)} ms   ${cols.join('   ')}`);
+      const ratio = median(t.js!.map((x, j) => x / t.wasm![j]!));
+      console.log(`${c.name.padEnd(24)} js ${median(t.js!).toFixed(0)} ms   wasm ${median(t.wasm!).toFixed(0)} ms   js/wasm ${ratio.toFixed(2)} (median of paired ratios)`);
     }
   } finally {
-    proc.kill();
-    await rm(tmp, { recursive: true, force: true });
+    await server.close();
   }
 }
 
@@ -248,7 +202,15 @@ if (a.length !== b.length || !a.every((v, i) => v === b[i])) throw new Error('th
 
 const paths: Record<string, () => void> = {
   'fast-png': () => fastPngPath(bytes),
-  stream: () => decodePngTo(bytes, header, { write() {} }, { maxPixels: 2e7, maxMemoryMB: 32 }),
+  wasm: () => {
+    usePngRows('wasm');
+    decodePngTo(bytes, header, { write() {} }, { maxPixels: 2e7, maxMemoryMB: 32 });
+  },
+  js: () => {
+    usePngRows('js');
+    decodePngTo(bytes, header, { write() {} }, { maxPixels: 2e7, maxMemoryMB: 32 });
+    usePngRows('auto');
+  },
   collect: () => decodePng(bytes, header, { maxPixels: 2e7, maxMemoryMB: 512 }),
 };
 const times: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));

@@ -4,7 +4,9 @@
  * (golden.json), or is refused with a 4xx where Pillow refuses it (or where we deliberately
  * do, listed in golden.json). Plus: a 12 MP PNG streams in far less than the memory budget,
  * an interlaced one of that size is a 413 that says why, bombs stop early, and mutated files
- * give only ApiErrors, quickly.
+ * give only ApiErrors, quickly. The decodes run on the wasm module (zlib and the unfilter, as in
+ * the Worker); our JS inflater and unfilter, its stand-in where the module is not loaded, must
+ * agree with it on every file, mutated ones included.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -13,7 +15,8 @@ import { runInNewContext } from 'node:vm';
 import { zlibSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors';
-import { decodePng, decodePngTo, pngDecodeMemory, readPngHeader } from '../../src/image/png';
+import { decodePng, decodePngTo, pngDecodeMemory, readPngHeader, usePngRows } from '../../src/image/png';
+import { pngRowsModule, WASM_ROWS_BASE_BYTES } from '../../src/image/png/wasm-rows';
 import { pngFile } from '../../models/src/png';
 import type { DecodeLimits, RowSink } from '../../src/image/types';
 
@@ -247,46 +250,95 @@ describe('memory', () => {
   });
 });
 
-describe('mutated files give ApiErrors only, quickly', () => {
-  /** Offsets of every chunk's length field. */
-  function chunkOffsets(bytes: Uint8Array): number[] {
-    const out: number[] = [];
-    for (let pos = 8; pos + 8 <= bytes.length; ) {
-      out.push(pos);
-      const len = ((bytes[pos]! << 24) | (bytes[pos + 1]! << 16) | (bytes[pos + 2]! << 8) | bytes[pos + 3]!) >>> 0;
-      pos += 12 + len;
+/** Offsets of every chunk's length field. */
+function chunkOffsets(bytes: Uint8Array): number[] {
+  const out: number[] = [];
+  for (let pos = 8; pos + 8 <= bytes.length; ) {
+    out.push(pos);
+    const len = ((bytes[pos]! << 24) | (bytes[pos + 1]! << 16) | (bytes[pos + 2]! << 8) | bytes[pos + 3]!) >>> 0;
+    pos += 12 + len;
+  }
+  return out;
+}
+
+/** `rounds` seeded mutations of small fixtures: bit flips, truncations, chunk length edits. */
+function* mutations(rounds: number, seed: number): Generator<{ round: number; input: Uint8Array }> {
+  const names = Object.keys(golden.files).filter((n) => !n.startsWith('bad-') && read(n).length < 40_000);
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed % n;
+  };
+  for (let round = 0; round < rounds; round++) {
+    const original = read(names[rand(names.length)]!);
+    const bytes = original.slice();
+    const kind = round % 3;
+    let input = bytes;
+    if (kind === 0) {
+      for (let k = 1 + rand(3); k > 0; k--) {
+        const i = 8 + rand(bytes.length - 8);
+        bytes[i] = bytes[i]! ^ (1 << rand(8));
+      }
+    } else if (kind === 1) {
+      input = bytes.subarray(0, rand(bytes.length));
+    } else {
+      const offsets = chunkOffsets(bytes);
+      const at = offsets[rand(offsets.length)]!;
+      const len = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+      const choices = [0, len + 1, len - 1, len + 4, 0x7fffffff, 0xffffffff, rand(1 << 20), len * 2];
+      new DataView(bytes.buffer).setUint32(at, choices[rand(choices.length)]! >>> 0);
     }
-    return out;
+    yield { round, input };
+  }
+}
+
+describe('the wasm rows (zlib) and our JS inflater agree', () => {
+  /** What a decode with the given inflater gives: the pixels' hash, or the error's status and message. */
+  function outcome(kind: 'wasm' | 'js', input: Uint8Array): string {
+    const previous = usePngRows(kind);
+    try {
+      const header = readPngHeader(input);
+      if (header.width * header.height > LIMITS.maxPixels) return 'too many pixels';
+      return sha256(decodePng(input, header, LIMITS).data);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      // The status only: the JS inflater reads up to 128 KB ahead, so where a file has two
+      // faults it may meet the later one first (a bad checksum before a bad filter type), and
+      // zlib words bad data its own way.
+      return `refused ${err.status}`;
+    } finally {
+      usePngRows(previous);
+    }
   }
 
+  it('the Worker path decodes with the wasm module: it loads, and its memory is as accounted', () => {
+    const rows = pngRowsModule();
+    expect(rows).not.toBeNull();
+    expect(rows!.memoryBytes).toBeLessThanOrEqual(WASM_ROWS_BASE_BYTES + 64 * 1024); // + rows of the fixtures so far
+  });
+
+  it('on every fixture', () => {
+    const names = Object.keys(golden.files);
+    expect(names.length).toBeGreaterThan(200);
+    for (const name of names) expect(outcome('js', read(name)), name).toBe(outcome('wasm', read(name)));
+  });
+
+  it('on 3000 mutated files (same pixels, or the same refusal)', () => {
+    const seen = { decoded: 0, refused: 0 };
+    for (const { round, input } of mutations(3000, 11)) {
+      const z = outcome('wasm', input);
+      expect(outcome('js', input), `round ${round}`).toBe(z);
+      seen[z.startsWith('refused') ? 'refused' : 'decoded']++;
+    }
+    expect(seen.decoded).toBeGreaterThan(100);
+    expect(seen.refused).toBeGreaterThan(1000);
+  });
+});
+
+describe('mutated files give ApiErrors only, quickly', () => {
   it('bit flips, truncations and chunk length edits', () => {
-    const names = Object.keys(golden.files).filter((n) => !n.startsWith('bad-') && read(n).length < 40_000);
-    let seed = 7;
-    const rand = (n: number): number => {
-      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      return seed % n;
-    };
     const outcomes = { decoded: 0, refused: 0 };
     let slowest = 0;
-    for (let round = 0; round < 1500; round++) {
-      const original = read(names[rand(names.length)]!);
-      const bytes = original.slice();
-      const kind = round % 3;
-      let input = bytes;
-      if (kind === 0) {
-        for (let k = 1 + rand(3); k > 0; k--) {
-          const i = 8 + rand(bytes.length - 8);
-          bytes[i] = bytes[i]! ^ (1 << rand(8));
-        }
-      } else if (kind === 1) {
-        input = bytes.subarray(0, rand(bytes.length));
-      } else {
-        const offsets = chunkOffsets(bytes);
-        const at = offsets[rand(offsets.length)]!;
-        const len = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-        const choices = [0, len + 1, len - 1, len + 4, 0x7fffffff, 0xffffffff, rand(1 << 20), len * 2];
-        new DataView(bytes.buffer).setUint32(at, choices[rand(choices.length)]! >>> 0);
-      }
+    for (const { round, input } of mutations(1500, 7)) {
       const t0 = performance.now();
       try {
         const header = readPngHeader(input);

@@ -1,10 +1,13 @@
-// Every node test file: `.wasm` imports of the Worker's modules (our libwebp build for WebP) give
-// a compiled WebAssembly.Module, as under wrangler and the workers pool.
+// Every node test file: `.wasm` imports of the Worker's modules (our libwebp build for WebP, our
+// PNG rows module: zlib + unfilter) give a compiled WebAssembly.Module, as under wrangler and the workers pool.
 import { readFileSync } from 'node:fs';
 import { vi } from 'vitest';
 
-vi.mock('../../wasm/webp/webp_dec.wasm', () => {
-  // Node's WebAssembly.Module compiles from bytes (the workers types only know the precompiled kind).
+// Node's WebAssembly.Module compiles from bytes (the workers types only know the precompiled kind).
+const compile = (path: string): WebAssembly.Module => {
   const NodeWasmModule = WebAssembly.Module as unknown as new (bytes: Uint8Array) => WebAssembly.Module;
-  return { default: new NodeWasmModule(readFileSync(new URL('../../wasm/webp/webp_dec.wasm', import.meta.url))) };
-});
+  return new NodeWasmModule(readFileSync(new URL(path, import.meta.url)));
+};
+
+vi.mock('../../wasm/webp/webp_dec.wasm', () => ({ default: compile('../../wasm/webp/webp_dec.wasm') }));
+vi.mock('../../wasm/png/png_rows.wasm', () => ({ default: compile('../../wasm/png/png_rows.wasm') }));
