@@ -6,7 +6,7 @@
  * every other failure with its status and body, and p50/p99 of the 200s.
  *
  *   npx tsx bench/burst.ts [--model resnet18v1] [--split] [--clients 16] [--seconds 20] [--rounds 5]
- *                          [--workers source|snapshot] [--via runtime|proxy]
+ *                          [--workers source|snapshot] [--via runtime|proxy] [--connections keep-alive|close]
  *                          [--hang-ms 60000] [--json out.json]
  *
  * `--split` serves the model split across the front and stage Workers (the int8 model's
@@ -23,6 +23,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import sharp from 'sharp';
 import type { ModelManifest } from '../src/models/manifest';
 import { CONFIGS, ensureUploaded, PROXY_RESET, snapshotWorkers, WranglerDev } from './workerd';
@@ -48,6 +49,12 @@ export interface BurstOptions {
   via?: 'runtime' | 'proxy';
   /** A request taking longer than this is aborted and counted as a hang. */
   hangMs?: number;
+  /**
+   * `keep-alive` (default): each client reuses its connection, as fetch does; `close`: a new
+   * connection per request (undici with pipelining 0), to tell the runtime's handling of idle
+   * keep-alive connections apart from the rest.
+   */
+  connections?: 'keep-alive' | 'close';
   /** Upper bound on requests per round, whatever the time (every loop stops by itself). */
   maxRequests?: number;
   /** The JPEG posted; default 768x576 made from test/fixtures/photos/coffee.jpg. */
@@ -96,6 +103,7 @@ export interface ColdBurstFigure {
   seconds: number;
   workers: 'source' | 'snapshot';
   via: 'runtime' | 'proxy';
+  connections: 'keep-alive' | 'close';
   rounds: BurstRound[];
   totals: { requests: number; ok: number; admission503: number; failed: number; hangs: number; proxyRestarts: number };
   /** Over the 200s of all rounds. */
@@ -153,13 +161,27 @@ interface Answer {
   aborted: boolean;
 }
 
-async function post(base: string, id: string, jpeg: Uint8Array, t0: number, hangMs: number): Promise<Answer> {
+/** One connection per request: undici's Agent with pipelining 0 does not keep connections alive. */
+let closingAgent: Dispatcher | undefined;
+
+async function post(base: string, id: string, jpeg: Uint8Array, t0: number, hangMs: number, connections: 'keep-alive' | 'close'): Promise<Answer> {
   const form = new FormData();
   form.append('data', new Blob([jpeg], { type: 'image/jpeg' }), 'burst.jpg');
   const start = performance.now();
   const atMs = start - t0;
   try {
-    const res = await fetch(`${base}/predict/${id}?topk=1`, { method: 'POST', body: form, signal: AbortSignal.timeout(hangMs) });
+    const url = `${base}/predict/${id}?topk=1`;
+    const signal = AbortSignal.timeout(hangMs);
+    let res: Response;
+    if (connections === 'close') {
+      closingAgent ??= new Agent({ pipelining: 0 });
+      // undici's own fetch, with a body it cannot mistake (Node's FormData is another undici's).
+      const body = await new Response(form).arrayBuffer();
+      const type = new Response(form).headers.get('content-type')!;
+      res = (await undiciFetch(url, { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type }, signal, dispatcher: closingAgent })) as unknown as Response;
+    } else {
+      res = await fetch(url, { method: 'POST', body: form, signal });
+    }
     const body = await res.text();
     return { status: res.status, atMs, clientMs: performance.now() - start, body: res.status === 200 ? '' : body.slice(0, 300), retryAfter: res.headers.get('retry-after'), aborted: false };
   } catch (err) {
@@ -179,7 +201,12 @@ export function isAdmission503(a: { status: number; body: string; retryAfter: st
 }
 
 /** `clients` loops posting until `seconds` have passed (or `maxRequests` were sent). */
-export async function burst(base: string, id: string, jpeg: Uint8Array, o: { clients: number; seconds: number; hangMs: number; maxRequests: number }): Promise<Answer[]> {
+export async function burst(
+  base: string,
+  id: string,
+  jpeg: Uint8Array,
+  o: { clients: number; seconds: number; hangMs: number; maxRequests: number; connections?: 'keep-alive' | 'close' },
+): Promise<Answer[]> {
   const answers: Answer[] = [];
   const t0 = performance.now();
   const deadline = t0 + o.seconds * 1000;
@@ -188,7 +215,7 @@ export async function burst(base: string, id: string, jpeg: Uint8Array, o: { cli
     Array.from({ length: o.clients }, async () => {
       while (performance.now() < deadline && sent < o.maxRequests) {
         sent++;
-        answers.push(await post(base, id, jpeg, t0, o.hangMs));
+        answers.push(await post(base, id, jpeg, t0, o.hangMs, o.connections ?? 'keep-alive'));
       }
     }),
   );
@@ -252,7 +279,7 @@ export async function coldBurst(o: BurstOptions): Promise<ColdBurstFigure> {
     let answers: Answer[];
     try {
       progress(`${id}: round ${r}/${o.rounds}: ready in ${Math.round(dev.readyMs)} ms; ${o.clients} clients x ${o.seconds} s via the ${via}`);
-      answers = await burst(via === 'proxy' ? dev.base : dev.runtimeBase, id, jpeg, { clients: o.clients, seconds: o.seconds, hangMs, maxRequests });
+      answers = await burst(via === 'proxy' ? dev.base : dev.runtimeBase, id, jpeg, { clients: o.clients, seconds: o.seconds, hangMs, maxRequests, connections: o.connections ?? 'keep-alive' });
       // Let the log catch up with the last answers.
       await new Promise((res) => setTimeout(res, 300));
     } finally {
@@ -277,6 +304,7 @@ export async function coldBurst(o: BurstOptions): Promise<ColdBurstFigure> {
     seconds: o.seconds,
     workers,
     via,
+    connections: o.connections ?? 'keep-alive',
     rounds,
     totals: {
       requests: sum((r) => r.requests),
@@ -306,7 +334,7 @@ export function describeRound(r: BurstRound): string {
 }
 
 export function renderFigure(f: ColdBurstFigure): string {
-  const head = `Cold burst: ${f.model} int8 ${f.split ? `split in ${f.stages} Workers` : 'whole'}, ${f.clients} clients x ${f.seconds} s, fresh wrangler dev (${f.workers}) per round, sent ${f.via === 'proxy' ? "through wrangler dev's proxy" : 'to the runtime'}`;
+  const head = `Cold burst: ${f.model} int8 ${f.split ? `split in ${f.stages} Workers` : 'whole'}, ${f.clients} clients x ${f.seconds} s, fresh wrangler dev (${f.workers}) per round, sent ${f.via === 'proxy' ? "through wrangler dev's proxy" : 'to the runtime'}${f.connections === 'close' ? ', a new connection per request' : ''}`;
   const rows = f.rounds.map(
     (r) =>
       `| ${r.round} | ${r.readyMs} | ${r.requests} | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (max ${r.admissionMaxMs} ms)` : ''} | ${r.failures.length}${r.failures.length ? `: ${[...new Set(r.failures.map((x) => `${x.kind} ${x.status}`))].join(', ')}` : ''} | ${r.p50} | ${r.p99} |`,
@@ -333,6 +361,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '5' },
       workers: { type: 'string', default: 'source' },
       via: { type: 'string', default: 'runtime' },
+      connections: { type: 'string', default: 'keep-alive' },
       'hang-ms': { type: 'string', default: '60000' },
       'persist-to': { type: 'string' },
       'log-dir': { type: 'string', default: join(tmpdir(), 'edge-resnet-burst-logs') },
@@ -346,6 +375,7 @@ async function main(): Promise<void> {
   };
   if (values.workers !== 'source' && values.workers !== 'snapshot') throw new Error(`--workers is source or snapshot`);
   if (values.via !== 'runtime' && values.via !== 'proxy') throw new Error(`--via is runtime or proxy`);
+  if (values.connections !== 'keep-alive' && values.connections !== 'close') throw new Error(`--connections is keep-alive or close`);
   const stop = () => Promise.all([...WranglerDev.live].map((d) => d.stop()));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().then(() => process.exit(130)));
   const figure = await coldBurst({
@@ -356,6 +386,7 @@ async function main(): Promise<void> {
     rounds: num('rounds', values.rounds, 1),
     workers: values.workers,
     via: values.via,
+    connections: values.connections,
     hangMs: num('hang-ms', values['hang-ms'], 1000),
     ...(values['persist-to'] ? { persistTo: values['persist-to'] } : {}),
     logDir: values['log-dir'],

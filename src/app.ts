@@ -51,7 +51,8 @@ export function createApp() {
   app.use(
     '*',
     cors({
-      // Off unless CORS_ORIGINS lists origins: returning null sends no CORS headers.
+      // Off unless CORS_ORIGINS lists origins: returning null sends no Access-Control-Allow-Origin,
+      // so browsers refuse cross-origin reads (hono still adds Access-Control-Expose-Headers, harmless).
       origin: (origin, c) => (getConfig(c.env).corsOrigins.includes(origin) ? origin : null),
       allowMethods: ['GET', 'POST'],
       // Inference-Header-Content-Length: the v2 binary tensor extension's, both ways (src/routes/v2).
