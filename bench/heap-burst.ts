@@ -11,7 +11,7 @@
  * - the runtime process's resident memory (/proc), which also holds workerd itself and the other
  *   Workers, so only its growth over the warm baseline says something.
  *
- *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--gc] [--json out.json]
+ *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--gc] [--no-inspector] [--json out.json]
  *
  * The inspector answers only when the isolate is between tasks, so its samples are the heap at
  * those moments; the RSS samples (every 20 ms) see everything. V8's heap in use counts garbage
@@ -43,6 +43,8 @@ export interface HeapBurstOptions {
   workDir?: string;
   /** Admission control's wait; its 503s must come within this plus a little. */
   admissionWaitMs?: number;
+  /** false: no inspector connection at all (RSS only), to see what the inspector itself changes. */
+  inspector?: boolean;
   /** Force a full GC before every inspector sample: live memory rather than V8's heap in use. */
   gc?: boolean;
   onProgress?: (line: string) => void;
@@ -199,7 +201,8 @@ async function post(base: string, id: string, image: TestJpeg): Promise<{ status
     const body = await res.text();
     return { status: res.status, body: res.status === 200 ? '' : body.slice(0, 300), retryAfter: res.headers.get('retry-after'), ms: performance.now() - t0 };
   } catch (err) {
-    return { status: 0, body: err instanceof Error ? err.message : String(err), retryAfter: null, ms: performance.now() - t0 };
+    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    return { status: 0, body: `${err instanceof Error ? err.message : String(err)}${cause}`, retryAfter: null, ms: performance.now() - t0 };
   }
 }
 
@@ -222,8 +225,10 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
   try {
     const base = dev.runtimeBase;
     const pid = await pidListeningOn(Number(new URL(base).port));
-    probe = await HeapProbe.open(dev.inspectorPort, o.gc ?? false);
-    if (!probe) progress('heap burst: the inspector did not open; V8 figures are missing');
+    if (o.inspector !== false) {
+      probe = await HeapProbe.open(dev.inspectorPort, o.gc ?? false);
+      if (!probe) progress('heap burst: the inspector did not open; V8 figures are missing');
+    }
     // Warm: the model loaded, every decoder used once.
     for (const image of images) {
       const r = await post(base, id, image);
@@ -300,6 +305,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
   } finally {
     probe?.close();
     await dev.stop();
+    if (process.env.HEAP_BURST_LOG) await writeFile(process.env.HEAP_BURST_LOG, dev.tail(5_000_000));
   }
 }
 
@@ -337,12 +343,13 @@ async function main(): Promise<void> {
       clients: { type: 'string', default: '16' },
       json: { type: 'string' },
       gc: { type: 'boolean', default: false },
+      'no-inspector': { type: 'boolean', default: false },
     },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void Promise.all([...WranglerDev.live].map((d) => d.stop())).then(() => process.exit(130)));
   }
-  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, onProgress: (l) => console.error(l) });
+  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, inspector: !values['no-inspector'], onProgress: (l) => console.error(l) });
   console.log(renderHeapBurst(figure));
   if (values.json) await writeFile(values.json, `${JSON.stringify(figure, null, 2)}\n`);
   const failed = figure.rows.some((r) => r.other.length > 0 || (r.peakIsolate !== null && r.peakIsolate > figure.budgetBytes));

@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from 'hono';
 import { admissionFor, uploadBytes, type Admission, type Admitted } from './admission';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
+import { drainUnreadBody } from './middleware/drain';
 import { getConfig, type Config } from './config';
 import { ApiError, errorResponse, notFound, tooLarge } from './errors';
 import { apiKey } from './middleware/auth';
@@ -48,6 +49,15 @@ export function createApp() {
 
   // First, so that every answer (CORS preflights, 401s, 404s included) has an id and a log line.
   app.use('*', requestLog());
+  // Answers given before the upload was read (503 busy, 401, 404, ...) wait for the rest of it,
+  // so that the client can read them and its connection stays usable (src/middleware/drain).
+  app.use(
+    '*',
+    drainUnreadBody({
+      maxBytes: (c) => getConfig(c.env).maxBodyBytes,
+      timeoutMs: (c) => getConfig(c.env).requestTimeoutMs,
+    }),
+  );
   app.use(
     '*',
     cors({

@@ -8,7 +8,7 @@
  * client or a load balancer can act on; and a decode starts only when the model's measured
  * wasm heap plus the decode memory already reserved by other requests plus its own fit the
  * budget. Waiters are served first come, first served, so a large decode is not starved by
- * a stream of small ones.
+ * a stream of small ones; each waits on its own timer (POLL_MS), never woken by another request.
  *
  * Everything is synchronous bookkeeping plus timers; nothing here touches a request, so it
  * is shared by all requests of the isolate (one instance per configuration).
@@ -33,8 +33,19 @@ interface Waiter {
   /** `upload`: memory for a request's body, queued apart so it never holds up admitted decodes. */
   kind: 'slot' | 'memory' | 'upload';
   bytes: number;
-  grant: () => void;
+  /** When the waiter gives up (epoch ms). One still queued well past it belongs to a request the runtime dropped. */
+  until: number;
 }
+
+/**
+ * How often a waiter looks again. Waiters poll from their own timers rather than being woken by
+ * the request that frees the room: in workerd a promise resolved from another request's context
+ * is delivered unreliably (the waiting request can be canceled as hung), and a request the
+ * runtime drops while queued must not be handed a slot it will never give back.
+ */
+export const POLL_MS = 10;
+/** A queued waiter this long past its give-up time is taken for dropped and skipped. */
+const DEAD_AFTER_MS = 1000;
 
 const MiB = 1024 * 1024;
 const mib = (bytes: number) => `${Math.ceil(bytes / MiB)} MiB`;
@@ -120,53 +131,59 @@ export class Admission {
         if (done) return;
         done = true;
         giveBack();
-        this.#drain();
       };
     };
     // Nobody of this kind is queued ahead: no need to wait in line.
-    if (!this.#queue.some((w) => w.kind === request.kind) && this.#fits(request)) {
+    if (!this.#ahead(request.kind, null) && this.#fits(request)) {
       this.#take(request);
       return Promise.resolve(release());
     }
     const wait = Math.max(0, Math.min(this.options.waitMs, deadlineMs - Date.now()));
+    const waiter: Waiter = { ...request, until: Date.now() + wait };
+    this.#queue.push(waiter);
     return new Promise<Release>((resolve, reject) => {
-      const waiter: Waiter = {
-        ...request,
-        // Called from the request that freed the room, so its timer is left alone: clearing a
-        // timer from another request's context is unreliable in workerd, and this request's own
-        // pending timer is what keeps the runtime from taking it for hung until it resumes.
-        // The timer finds the waiter gone from the queue and does nothing.
-        grant: () => resolve(release()),
-      };
-      const timer = setTimeout(() => {
-        const i = this.#queue.indexOf(waiter);
-        if (i < 0) return; // granted meanwhile
-        this.#queue.splice(i, 1);
-        this.#drain(); // a large waiter leaving may unblock smaller ones behind it
+      const look = (): void => {
+        if (!this.#ahead(waiter.kind, waiter) && this.#fits(waiter)) {
+          this.#leave(waiter);
+          this.#take(waiter);
+          resolve(release());
+          return;
+        }
+        const left = waiter.until - Date.now();
+        if (left > 0) {
+          setTimeout(look, Math.min(POLL_MS, left));
+          return;
+        }
+        this.#leave(waiter);
         const what =
           request.kind === 'slot'
             ? `all ${this.options.maxInFlight} request slots of this isolate stayed busy`
             : `memory for ${request.kind === 'upload' ? 'the upload' : 'decoding'} stayed taken (${mib(this.#reserved)} reserved, model ${mib(this.options.baseline())}, budget ${mib(this.options.budgetBytes)})`;
         reject(overloaded(`server busy: ${what} for ${Math.round(wait)} ms; retry shortly`, Math.max(1, Math.ceil(this.options.waitMs / 1000))));
-      }, wait);
-      this.#queue.push(waiter);
+      };
+      setTimeout(look, Math.min(POLL_MS, wait));
     });
   }
 
-  /** Grants queued waiters in order, each kind first come first served. */
-  #drain(): void {
-    const blocked = new Set<Waiter['kind']>();
+  /** Whether a live waiter of `kind` is queued before `me` (anywhere, for null). Drops dead ones. */
+  #ahead(kind: Waiter['kind'], me: Waiter | null): boolean {
+    const now = Date.now();
     for (let i = 0; i < this.#queue.length; ) {
       const w = this.#queue[i]!;
-      if (!blocked.has(w.kind) && this.#fits(w)) {
-        this.#queue.splice(i, 1);
-        this.#take(w);
-        w.grant();
-      } else {
-        blocked.add(w.kind);
-        i++;
+      if (w === me) return false;
+      if (now - w.until > DEAD_AFTER_MS) {
+        this.#queue.splice(i, 1); // its request was dropped by the runtime: its timer never ran
+        continue;
       }
+      if (w.kind === kind) return true;
+      i++;
     }
+    return false;
+  }
+
+  #leave(waiter: Waiter): void {
+    const i = this.#queue.indexOf(waiter);
+    if (i >= 0) this.#queue.splice(i, 1);
   }
 }
 

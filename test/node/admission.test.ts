@@ -1,6 +1,6 @@
 /** Admission control (src/admission): slots, the memory budget, waiting, order and deadlines. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Admission, uploadBytes, withDeadline } from '../../src/admission';
+import { Admission, POLL_MS, uploadBytes, withDeadline } from '../../src/admission';
 
 import { ApiError } from '../../src/errors';
 
@@ -12,6 +12,8 @@ function admission(over: Partial<ConstructorParameters<typeof Admission>[0]> = {
 
 /** Settles pending promise callbacks without moving the clock. */
 const flush = () => vi.advanceTimersByTimeAsync(0);
+/** One round of the waiters' own polling: what a release frees is taken by then. */
+const poll = () => vi.advanceTimersByTimeAsync(POLL_MS);
 
 beforeEach(() => void vi.useFakeTimers());
 afterEach(() => void vi.useRealTimers());
@@ -49,7 +51,9 @@ describe('request slots', () => {
     const c = a.enter().then((release) => (order.push('c'), release));
     await flush();
     first();
+    await poll();
     (await b)();
+    await poll();
     (await c)();
     expect(order).toEqual(['b', 'c']);
     expect(a.state).toEqual({ inFlight: 0, reservedBytes: 0, waiting: 0 });
@@ -76,6 +80,8 @@ describe('memory budget', () => {
     expect(got).toBe(false); // 80 + 30 + 8 > 112
     big();
     await flush();
+    expect(got).toBe(false); // not woken by the releasing request: it looks again on its own timer
+    await poll();
     expect(got).toBe(true);
     expect(a.state.reservedBytes).toBe(18 * MiB);
   });
@@ -111,8 +117,11 @@ describe('memory budget', () => {
     const small = a.reserve(1 * MiB).then((r) => (order.push('small'), r));
     await flush();
     expect(order).toEqual([]); // 1 MiB would fit now (30 + 1 <= 32), but it queues behind the large one
+    await poll();
+    expect(order).toEqual([]);
     first();
-    await flush();
+    await poll();
+    await poll();
     expect(order).toEqual(['large', 'small']);
     (await large)();
     (await small)();
@@ -126,8 +135,27 @@ describe('memory budget', () => {
     void a.reserve(2 * MiB).then(() => (small = true));
     await vi.advanceTimersByTimeAsync(100);
     expect(await large).toMatchObject({ type: 'overloaded' });
-    await flush();
+    await poll();
     expect(small).toBe(true);
+  });
+
+  it('skips a waiter whose request the runtime dropped (its timers never ran again)', async () => {
+    const a = admission({ waitMs: 100 });
+    const held = await a.reserve(30 * MiB);
+    void a.reserve(25 * MiB).catch(() => undefined); // queued...
+    await flush();
+    vi.clearAllTimers(); // ...and its request dropped: its own timer is gone with it
+    held();
+    expect(a.state.waiting).toBe(1);
+    // Still queued ahead within its wait: a later request of its kind lines up behind it.
+    const behind = a.reserve(2 * MiB).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await behind).toMatchObject({ type: 'overloaded' });
+    // Well past its give-up time it is taken for dropped, and never handed any memory.
+    vi.setSystemTime(Date.now() + 2000);
+    const r = await a.reserve(2 * MiB);
+    expect(a.state).toEqual({ inFlight: 0, reservedBytes: 2 * MiB, waiting: 0 });
+    r();
   });
 });
 
