@@ -15,6 +15,8 @@ import { ROOT } from '../models/src/paths';
 export interface WorkerdAlone {
   /** workerd's version (wrangler's dependency). */
   version: string;
+  /** http://127.0.0.1:<port> */
+  base: string;
   /** POSTs `body` to the Worker at `path` (retrying while workerd starts); a non-2xx answer throws. */
   post(path: string, body: Uint8Array): Promise<string>;
   close(): Promise<void>;
@@ -71,6 +73,7 @@ const w :Workerd.Worker = (modules = [ ${modules.join(', ')} ], compatibilityDat
   const proc = spawn(bin, ['serve', join(tmp, 'config.capnp')], { stdio: ['ignore', 'ignore', 'inherit'] });
   return {
     version,
+    base: `http://127.0.0.1:${port}`,
     async post(path, body) {
       for (let attempt = 0; ; attempt++) {
         try {
