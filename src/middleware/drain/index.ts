@@ -53,9 +53,16 @@ export function drainUnreadBody(options: DrainOptions): MiddlewareHandler {
     await next();
     const request = c.req.raw;
     if (!request.body || request.bodyUsed) return;
+    let maxBytes: number;
+    let timeoutMs: number;
+    try {
+      maxBytes = options.maxBytes(c);
+      timeoutMs = options.timeoutMs(c);
+    } catch {
+      return; // a configuration that does not parse: the answer (a 500 saying so) goes out as it is
+    }
     const announced = c.req.header('content-length');
-    const maxBytes = options.maxBytes(c);
     if (announced !== undefined && !(Number(announced) <= maxBytes)) return;
-    await drainBody(request.body, maxBytes, Date.now() + options.timeoutMs(c));
+    await drainBody(request.body, maxBytes, Date.now() + timeoutMs);
   };
 }
