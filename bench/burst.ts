@@ -176,9 +176,10 @@ async function post(base: string, id: string, jpeg: Uint8Array, t0: number, hang
     if (connections === 'close') {
       closingAgent ??= new Agent({ pipelining: 0 });
       // undici's own fetch, with a body it cannot mistake (Node's FormData is another undici's).
-      const body = await new Response(form).arrayBuffer();
-      const type = new Response(form).headers.get('content-type')!;
-      res = (await undiciFetch(url, { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type }, signal, dispatcher: closingAgent })) as unknown as Response;
+      const encoded = new Response(form); // one encoding: its body and its boundary go together
+      const type = encoded.headers.get('content-type')!;
+      const body = new Uint8Array(await encoded.arrayBuffer());
+      res = (await undiciFetch(url, { method: 'POST', body, headers: { 'content-type': type }, signal, dispatcher: closingAgent })) as unknown as Response;
     } else {
       res = await fetch(url, { method: 'POST', body: form, signal });
     }

@@ -305,7 +305,6 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
   } finally {
     probe?.close();
     await dev.stop();
-    if (process.env.HEAP_BURST_LOG) await writeFile(process.env.HEAP_BURST_LOG, dev.tail(5_000_000));
   }
 }
 

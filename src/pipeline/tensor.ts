@@ -8,8 +8,7 @@ import { badRequest } from '../errors';
 import { imagenetClasses } from '../models/labels';
 import type { ModelManifest } from '../models/manifest';
 import type { ModelRegistry } from '../models/registry';
-import type { Session } from '../onnx/session';
-import { float32, type Tensor } from '../onnx/tensor';
+import { runBatch } from './batch';
 import type { Classification, Timings } from './classify';
 import { softmax, topKOf } from './postprocess';
 
@@ -33,7 +32,7 @@ export async function classifyTensor(registry: ModelRegistry, modelId: string, i
       const timings: Timings = { model: performance.now() - waitStarted, decode: 0, preprocess: 0, inference: 0, cache: 0 };
       const count = checkShape(manifest, input);
       const started = performance.now();
-      const logits = await runModel(session, manifest, input.data, count);
+      const logits = await runBatch(session, manifest, input.data, count);
       timings.inference = performance.now() - started;
       const classes = imagenetClasses();
       const width = logits.length / count;
@@ -67,28 +66,3 @@ function checkShape(manifest: ModelManifest, input: InputTensor): number {
   return count;
 }
 
-/**
- * One session run for the batch when the model's batch dimension is symbolic; models exported
- * with a fixed batch (the zoo's opset-7 files have 1) run in chunks of that size, the last
- * zero-padded. The same rule as classify's batches (src/pipeline/classify.ts runBatch).
- */
-async function runModel(session: Session, manifest: ModelManifest, batch: Float32Array, count: number): Promise<Float32Array> {
-  const [n, c, h, w] = manifest.input.shape;
-  if (typeof n !== 'number') return logitsOf(await session.run(float32(batch, [count, c, h, w])));
-  const imageSize = batch.length / count;
-  const rows: Float32Array[] = [];
-  for (let start = 0; start < count; start += n) {
-    const chunk = new Float32Array(n * imageSize);
-    chunk.set(batch.subarray(start * imageSize, Math.min(count, start + n) * imageSize));
-    const out = logitsOf(await session.run(float32(chunk, [n, c, h, w])));
-    rows.push(out.subarray(0, (Math.min(count, start + n) - start) * (out.length / n)));
-  }
-  const logits = new Float32Array(rows.reduce((a, x) => a + x.length, 0));
-  rows.reduce((offset, x) => (logits.set(x, offset), offset + x.length), 0);
-  return logits;
-}
-
-function logitsOf(output: Tensor): Float32Array {
-  if (output.type !== 'float32') throw new Error(`model output is ${output.type}, expected float32 logits`);
-  return output.data;
-}
