@@ -14,8 +14,9 @@ const noStageWorker = () =>
   Response.json({ code: 503, type: 'model_unavailable', message: 'no stage Worker in the unit-test pool' }, { status: 503 });
 
 /**
- * Two projects: `node` for tooling and pure logic (model generator, kernel vs reference vs
- * Pillow, decoders), `worker` for everything that runs inside workerd against local R2.
+ * Three projects: `node` for tooling and pure logic (model generator, kernel vs reference vs
+ * Pillow, decoders), `worker` for everything that runs inside workerd against local R2, and
+ * `load`, bursts and a soak against a fresh `wrangler dev`, after the other two.
  */
 export default defineConfig({
   test: {
@@ -37,11 +38,14 @@ export default defineConfig({
         },
       },
       {
-        // Bursts and a soak against a real wrangler dev (test/load/burst.test.ts): `npm run
-        // test:load`, not `npm test` (see that file for why).
+        // Bursts and a soak against a real wrangler dev (test/load/burst.test.ts), and the
+        // local runtime's keep-alive race they avoid. They run last and alone (groupOrder),
+        // one file at a time: other tests beside them would make their timings say nothing.
         test: {
           name: 'load',
           include: ['test/load/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+          fileParallelism: false,
           environment: 'node',
           testTimeout: 300_000,
           hookTimeout: 300_000,

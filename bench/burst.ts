@@ -6,7 +6,7 @@
  * every other failure with its status and body, and p50/p99 of the 200s.
  *
  *   npx tsx bench/burst.ts [--model resnet18v1] [--split] [--clients 16] [--seconds 20] [--rounds 5]
- *                          [--workers source|snapshot] [--via runtime|proxy] [--connections keep-alive|close]
+ *                          [--workers source|snapshot] [--via runtime|proxy] [--connections close|keep-alive]
  *                          [--hang-ms 60000] [--json out.json]
  *
  * `--split` serves the model split across the front and stage Workers (the int8 model's
@@ -14,7 +14,7 @@
  * tests' eighth-width split resnet101v1 is used). `--workers snapshot` serves bundles made once
  * (bench/workerd.ts `snapshotWorkers`) instead of the sources, which is what the benchmark does.
  * `--via proxy` sends through wrangler dev's port instead of straight to its runtime: its dev
- * proxy drops connections under bursts, which a deployed Worker never sees (PROXY_RESET).
+ * proxy loses requests under bursts, which a deployed Worker never sees (PROXY_RESET).
  *
  * `coldBurst()` is the function the main benchmark can call for its "cold burst" figure.
  */
@@ -23,7 +23,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import { loadFetch, type Connections } from './load-fetch';
 import sharp from 'sharp';
 import type { ModelManifest } from '../src/models/manifest';
 import { CONFIGS, ensureUploaded, PROXY_RESET, snapshotWorkers, WranglerDev } from './workerd';
@@ -50,11 +50,11 @@ export interface BurstOptions {
   /** A request taking longer than this is aborted and counted as a hang. */
   hangMs?: number;
   /**
-   * `keep-alive` (default): each client reuses its connection, as fetch does; `close`: a new
-   * connection per request (undici with pipelining 0), to tell the runtime's handling of idle
-   * keep-alive connections apart from the rest.
+   * `close` (default): a new connection per request; `keep-alive`: each client reuses its
+   * connection, as fetch does, and meets workerd's 5 s keep-alive race while the isolate is
+   * busy (bench/load-fetch.ts, bench/keepalive-race.ts).
    */
-  connections?: 'keep-alive' | 'close';
+  connections?: Connections;
   /** Upper bound on requests per round, whatever the time (every loop stops by itself). */
   maxRequests?: number;
   /** The JPEG posted; default 768x576 made from test/fixtures/photos/coffee.jpg. */
@@ -103,7 +103,7 @@ export interface ColdBurstFigure {
   seconds: number;
   workers: 'source' | 'snapshot';
   via: 'runtime' | 'proxy';
-  connections: 'keep-alive' | 'close';
+  connections: Connections;
   rounds: BurstRound[];
   totals: { requests: number; ok: number; admission503: number; failed: number; hangs: number; proxyRestarts: number };
   /** Over the 200s of all rounds. */
@@ -161,28 +161,13 @@ interface Answer {
   aborted: boolean;
 }
 
-/** One connection per request: undici's Agent with pipelining 0 does not keep connections alive. */
-let closingAgent: Dispatcher | undefined;
-
-async function post(base: string, id: string, jpeg: Uint8Array, t0: number, hangMs: number, connections: 'keep-alive' | 'close'): Promise<Answer> {
+async function post(base: string, id: string, jpeg: Uint8Array, t0: number, hangMs: number, connections: Connections): Promise<Answer> {
   const form = new FormData();
   form.append('data', new Blob([jpeg], { type: 'image/jpeg' }), 'burst.jpg');
   const start = performance.now();
   const atMs = start - t0;
   try {
-    const url = `${base}/predict/${id}?topk=1`;
-    const signal = AbortSignal.timeout(hangMs);
-    let res: Response;
-    if (connections === 'close') {
-      closingAgent ??= new Agent({ pipelining: 0 });
-      // undici's own fetch, with a body it cannot mistake (Node's FormData is another undici's).
-      const encoded = new Response(form); // one encoding: its body and its boundary go together
-      const type = encoded.headers.get('content-type')!;
-      const body = new Uint8Array(await encoded.arrayBuffer());
-      res = (await undiciFetch(url, { method: 'POST', body, headers: { 'content-type': type }, signal, dispatcher: closingAgent })) as unknown as Response;
-    } else {
-      res = await fetch(url, { method: 'POST', body: form, signal });
-    }
+    const res = await loadFetch(`${base}/predict/${id}?topk=1`, { method: 'POST', body: form, signal: AbortSignal.timeout(hangMs) }, connections);
     const body = await res.text();
     return { status: res.status, atMs, clientMs: performance.now() - start, body: res.status === 200 ? '' : body.slice(0, 300), retryAfter: res.headers.get('retry-after'), aborted: false };
   } catch (err) {
@@ -206,7 +191,7 @@ export async function burst(
   base: string,
   id: string,
   jpeg: Uint8Array,
-  o: { clients: number; seconds: number; hangMs: number; maxRequests: number; connections?: 'keep-alive' | 'close' },
+  o: { clients: number; seconds: number; hangMs: number; maxRequests: number; connections?: Connections },
 ): Promise<Answer[]> {
   const answers: Answer[] = [];
   const t0 = performance.now();
@@ -216,7 +201,7 @@ export async function burst(
     Array.from({ length: o.clients }, async () => {
       while (performance.now() < deadline && sent < o.maxRequests) {
         sent++;
-        answers.push(await post(base, id, jpeg, t0, o.hangMs, o.connections ?? 'keep-alive'));
+        answers.push(await post(base, id, jpeg, t0, o.hangMs, o.connections ?? 'close'));
       }
     }),
   );
@@ -280,7 +265,7 @@ export async function coldBurst(o: BurstOptions): Promise<ColdBurstFigure> {
     let answers: Answer[];
     try {
       progress(`${id}: round ${r}/${o.rounds}: ready in ${Math.round(dev.readyMs)} ms; ${o.clients} clients x ${o.seconds} s via the ${via}`);
-      answers = await burst(via === 'proxy' ? dev.base : dev.runtimeBase, id, jpeg, { clients: o.clients, seconds: o.seconds, hangMs, maxRequests, connections: o.connections ?? 'keep-alive' });
+      answers = await burst(via === 'proxy' ? dev.base : dev.runtimeBase, id, jpeg, { clients: o.clients, seconds: o.seconds, hangMs, maxRequests, connections: o.connections ?? 'close' });
       // Let the log catch up with the last answers.
       await new Promise((res) => setTimeout(res, 300));
     } finally {
@@ -305,7 +290,7 @@ export async function coldBurst(o: BurstOptions): Promise<ColdBurstFigure> {
     seconds: o.seconds,
     workers,
     via,
-    connections: o.connections ?? 'keep-alive',
+    connections: o.connections ?? 'close',
     rounds,
     totals: {
       requests: sum((r) => r.requests),
@@ -335,7 +320,7 @@ export function describeRound(r: BurstRound): string {
 }
 
 export function renderFigure(f: ColdBurstFigure): string {
-  const head = `Cold burst: ${f.model} int8 ${f.split ? `split in ${f.stages} Workers` : 'whole'}, ${f.clients} clients x ${f.seconds} s, fresh wrangler dev (${f.workers}) per round, sent ${f.via === 'proxy' ? "through wrangler dev's proxy" : 'to the runtime'}${f.connections === 'close' ? ', a new connection per request' : ''}`;
+  const head = `Cold burst: ${f.model} int8 ${f.split ? `split in ${f.stages} Workers` : 'whole'}, ${f.clients} clients x ${f.seconds} s, fresh wrangler dev (${f.workers}) per round, sent ${f.via === 'proxy' ? "through wrangler dev's proxy" : 'to the runtime'}${f.connections === 'close' ? ', a new connection per request' : ', connections kept alive'}`;
   const rows = f.rounds.map(
     (r) =>
       `| ${r.round} | ${r.readyMs} | ${r.requests} | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (max ${r.admissionMaxMs} ms)` : ''} | ${r.failures.length}${r.failures.length ? `: ${[...new Set(r.failures.map((x) => `${x.kind} ${x.status}`))].join(', ')}` : ''} | ${r.p50} | ${r.p99} |`,
@@ -362,7 +347,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '5' },
       workers: { type: 'string', default: 'source' },
       via: { type: 'string', default: 'runtime' },
-      connections: { type: 'string', default: 'keep-alive' },
+      connections: { type: 'string', default: 'close' },
       'hang-ms': { type: 'string', default: '60000' },
       'persist-to': { type: 'string' },
       'log-dir': { type: 'string', default: join(tmpdir(), 'edge-resnet-burst-logs') },

@@ -11,24 +11,27 @@
  * - the runtime process's resident memory (/proc), which also holds workerd itself and the other
  *   Workers, so only its growth over the warm baseline says something.
  *
- *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--gc] [--no-inspector] [--json out.json]
+ *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--gc] [--no-inspector]
+ *                               [--no-wrangler-inspector] [--connections close|keep-alive] [--json out.json]
  *
- * The inspector answers only when the isolate is between tasks, so its samples are the heap at
- * those moments; the RSS samples (every 20 ms) see everything. V8's heap in use counts garbage
- * not yet collected, so it bounds the live memory from above; with `--gc` every sample first
- * forces a full collection (HeapProfiler.collectGarbage), so it is the live memory at that
- * moment (collections then run more often than the isolate would run them itself).
- * First `--gc` run (2026-12-02, ResNet-50 int8, 16 clients): only 2-7 samples a burst came back,
- * all equal to the warm baseline (JS heap 0.8 MiB): the inspector answers between tasks, when
- * the uploads' memory is already gone, so it does not show the peak. The same run reproduced
- * #11's open failures: 4 of 16 PNG requests ended in 500 "canceled ... hung", and 6 of 16 WebP
- * requests lost their connection ("fetch failed").
+ * The inspector answers only when the isolate's thread is between tasks and polls its sockets;
+ * under such a burst it rarely gets there before the burst is over, so only samples answered
+ * while the burst's requests were in flight are counted (often none: README, "Holding up under
+ * load"). V8's heap in use counts garbage not yet collected, so a sample bounds the live memory
+ * from above; with `--gc` every sample first forces a full collection
+ * (HeapProfiler.collectGarbage), so it is the live memory at that moment. The RSS samples (every
+ * 20 ms, from /proc) see everything, workerd's own buffers and the other Workers included.
+ * `--no-inspector`: no inspector session of ours; `--no-wrangler-inspector`: wrangler runs
+ * without its inspector proxy either (no DevTools session on the runtime at all).
+ * `--connections keep-alive` reuses connections as Node's fetch does, and meets workerd's
+ * keep-alive race (bench/keepalive-race.ts): the resets this bench used to show.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'undici';
+import { loadFetch, type Connections } from './load-fetch';
 import { burstModel, isAdmission503, percentile } from './burst';
 import { testFormats, testJpegs, type TestJpeg } from './images';
 import { CONFIGS, ensureUploaded, pidListeningOn, WranglerDev } from './workerd';
@@ -45,6 +48,10 @@ export interface HeapBurstOptions {
   admissionWaitMs?: number;
   /** false: no inspector connection at all (RSS only), to see what the inspector itself changes. */
   inspector?: boolean;
+  /** false: wrangler runs without its inspector proxy (no DevTools session on the runtime at all). */
+  wranglerInspector?: boolean;
+  /** 'close' (default): a new connection per request (bench/load-fetch.ts says why). */
+  connections?: Connections;
   /** Force a full GC before every inspector sample: live memory rather than V8's heap in use. */
   gc?: boolean;
   onProgress?: (line: string) => void;
@@ -52,6 +59,8 @@ export interface HeapBurstOptions {
 
 export interface HeapSample {
   atMs: number;
+  /** When the answer came (performance.now()): the isolate was between tasks then. */
+  answeredAt: number;
   /** V8 heap in use (Runtime.getHeapUsage usedSize). */
   jsUsed: number;
   /** ArrayBuffer backing stores (backingStorageSize; not the wasm memories), when V8 reports it. */
@@ -67,9 +76,9 @@ export interface HeapBurstRow {
   /** Slowest admission 503, client-observed. */
   admissionMaxMs: number | null;
   /** Anything but a 200 or an admission 503. */
-  other: Array<{ status: number; body: string }>;
+  other: Array<{ status: number; body: string; ms: number }>;
   p50: number | null;
-  /** Largest inspector sample during the burst (JS heap + backing stores) + onnxruntime's heap after it. */
+  /** Largest inspector sample answered during the burst (JS heap + backing stores) + onnxruntime's heap after it; null without one. */
   peakIsolate: number | null;
   /** onnxruntime's wasm heap after the burst (it only grows). */
   wasmHeap: number | null;
@@ -141,7 +150,7 @@ class HeapProbe {
       }, timeoutMs);
       this.pending.set(id, (r) => {
         clearTimeout(timer);
-        resolve({ atMs: t0, jsUsed: r.usedSize, backing: r.backingStorageSize ?? null });
+        resolve({ atMs: t0, answeredAt: performance.now(), jsUsed: r.usedSize, backing: r.backingStorageSize ?? null });
       });
       // The inspector answers in order: the collection is done before the usage is read.
       if (this.gc) this.ws.send(JSON.stringify({ id: this.next++, method: 'HeapProfiler.collectGarbage' }));
@@ -194,10 +203,10 @@ async function wasmHeapOf(base: string): Promise<number | null> {
 const isolateBytes = (s: HeapSample): number => s.jsUsed + (s.backing ?? 0);
 const maxOf = (xs: number[]): number | null => (xs.length ? Math.max(...xs) : null);
 
-async function post(base: string, id: string, image: TestJpeg): Promise<{ status: number; body: string; retryAfter: string | null; ms: number }> {
+async function post(base: string, id: string, image: TestJpeg, connections: Connections): Promise<{ status: number; body: string; retryAfter: string | null; ms: number }> {
   const t0 = performance.now();
   try {
-    const res = await fetch(`${base}/predict/${id}?topk=1`, { method: 'POST', body: image.bytes, signal: AbortSignal.timeout(120_000) });
+    const res = await loadFetch(`${base}/predict/${id}?topk=1`, { method: 'POST', body: image.bytes, signal: AbortSignal.timeout(120_000) }, connections);
     const body = await res.text();
     return { status: res.status, body: res.status === 200 ? '' : body.slice(0, 300), retryAfter: res.headers.get('retry-after'), ms: performance.now() - t0 };
   } catch (err) {
@@ -220,6 +229,8 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
   const dev = await WranglerDev.start(
     CONFIGS.map((c) => join(ROOT, c)),
     persistTo,
+    undefined,
+    { inspector: o.wranglerInspector ?? true },
   );
   let probe: HeapProbe | undefined;
   try {
@@ -231,7 +242,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
     }
     // Warm: the model loaded, every decoder used once.
     for (const image of images) {
-      const r = await post(base, id, image);
+      const r = await post(base, id, image, o.connections ?? 'close');
       if (r.status !== 200) throw new Error(`warm-up ${image.name}: HTTP ${r.status}: ${r.body}`);
     }
     const baseSamples: HeapSample[] = [];
@@ -265,11 +276,23 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
           await new Promise((res) => setTimeout(res, 20));
         }
       })();
-      const answers = await Promise.all(Array.from({ length: o.clients }, () => post(base, id, image)));
+      const burstStart = performance.now();
+      let lastAnswer = burstStart;
+      const answers = await Promise.all(
+        Array.from({ length: o.clients }, () =>
+          post(base, id, image, o.connections ?? 'close').then((a) => {
+            lastAnswer = performance.now();
+            return a;
+          }),
+        ),
+      );
       sampling = false;
       await sampler;
       probe?.stop();
-      const samples = probe?.samples.slice(before) ?? [];
+      // Only what the isolate answered while the burst's requests were in flight says anything
+      // about the burst: it answers the inspector between tasks, and under a burst its thread
+      // rarely gets there (README, "Holding up under load").
+      const samples = (probe?.samples.slice(before) ?? []).filter((x) => x.answeredAt > burstStart && x.answeredAt < lastAnswer);
       const wasmHeap = await wasmHeapOf(base);
       const peakJs = maxOf(samples.map(isolateBytes));
       const admission = answers.filter((a) => isAdmission503({ status: a.status, body: a.body, retryAfter: a.retryAfter }));
@@ -280,7 +303,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
         ok: answers.filter((a) => a.status === 200).length,
         admission503: admission.length,
         admissionMaxMs: admission.length ? Math.round(Math.max(...admission.map((a) => a.ms))) : null,
-        other: answers.filter((a) => a.status !== 200 && !admission.includes(a)).map((a) => ({ status: a.status, body: a.body })),
+        other: answers.filter((a) => a.status !== 200 && !admission.includes(a)).map((a) => ({ status: a.status, body: a.body, ms: Math.round(a.ms) })),
         p50: percentile(answers.filter((a) => a.status === 200).map((a) => Math.round(a.ms)), 50),
         peakIsolate: peakJs === null ? null : peakJs + (wasmHeap ?? 0),
         wasmHeap,
@@ -314,7 +337,7 @@ export function describeHeapRow(r: HeapBurstRow): string {
   return (
     `${r.image}: ${r.requests} at once: ${r.ok} x 200, ${r.admission503} admission 503` +
     (r.admissionMaxMs !== null ? ` (slowest ${r.admissionMaxMs} ms)` : '') +
-    `, ${r.other.length} other${r.other.length ? ` (${r.other.map((x) => `${x.status}: ${x.body.slice(0, 80)}`).join('; ')})` : ''}; ` +
+    `, ${r.other.length} other${r.other.length ? ` (${r.other.map((x) => `${x.status} after ${x.ms} ms: ${x.body.slice(0, 60)}`).join('; ')})` : ''}; ` +
     `peak isolate ${mb(r.peakIsolate)} (JS heap ${mb(r.peakJsUsed)}; ${r.inspectorSamples} samples), runtime RSS +${mb(r.rssGrowth)}`
   );
 }
@@ -329,7 +352,7 @@ export function renderHeapBurst(f: HeapBurstFigure): string {
     '|---|---|---|---|---|---|---|---|---|',
     ...f.rows.map(
       (r) =>
-        `| ${r.image} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (${r.admissionMaxMs} ms)` : ''} | ${r.other.length} | ${r.p50 ?? 'n/a'} | ${mb(r.peakIsolate)} | ${r.peakIsolate === null ? 'n/a' : r.peakIsolate <= f.budgetBytes ? 'yes' : '**no**'} | ${mb(r.rssGrowth)} |`,
+        `| ${r.image} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (${r.admissionMaxMs} ms)` : ''} | ${r.other.length} | ${r.p50 ?? 'n/a'} | ${mb(r.peakIsolate)} | ${r.peakIsolate === null ? (r.inspectorSamples === 0 ? 'not seen: no sample during the burst' : 'n/a') : r.peakIsolate <= f.budgetBytes ? 'yes' : '**no**'} | ${mb(r.rssGrowth)} |`,
     ),
   ];
   return lines.join('\n');
@@ -343,12 +366,14 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       gc: { type: 'boolean', default: false },
       'no-inspector': { type: 'boolean', default: false },
+      'no-wrangler-inspector': { type: 'boolean', default: false },
+      connections: { type: 'string', default: 'close' },
     },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void Promise.all([...WranglerDev.live].map((d) => d.stop())).then(() => process.exit(130)));
   }
-  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, inspector: !values['no-inspector'], onProgress: (l) => console.error(l) });
+  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, inspector: !values['no-inspector'] && !values['no-wrangler-inspector'], wranglerInspector: !values['no-wrangler-inspector'], connections: values.connections === 'close' ? 'close' : 'keep-alive', onProgress: (l) => console.error(l) });
   console.log(renderHeapBurst(figure));
   if (values.json) await writeFile(values.json, `${JSON.stringify(figure, null, 2)}\n`);
   const failed = figure.rows.some((r) => r.other.length > 0 || (r.peakIsolate !== null && r.peakIsolate > figure.budgetBytes));

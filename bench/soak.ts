@@ -8,8 +8,9 @@
  *   npx tsx bench/soak.ts --minutes N --concurrency C [--model resnet18v1] [--hang-ms 30000] [--json out.json]
  *                         [--via runtime|proxy]
  *
- * Requests go straight to wrangler dev's runtime unless `--via proxy` (see bench/burst.ts: its
- * dev proxy drops connections under load, which deployed Workers never see).
+ * Requests go straight to wrangler dev's runtime unless `--via proxy` (its dev proxy loses
+ * requests under load: PROXY_RESET in bench/workerd.ts), each on a new connection
+ * (bench/load-fetch.ts says why).
  *
  * Fails (exit 1) on any 5xx other than admission control's 503 `overloaded` with Retry-After,
  * on a request with no answer (network error) or slower than --hang-ms, or on heap growth of
@@ -21,6 +22,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { burstModel, isAdmission503, percentile } from './burst';
+import { loadFetch } from './load-fetch';
 import { CONFIGS, ensureUploaded, PROXY_RESET, WranglerDev } from './workerd';
 import { PHOTOS, ROOT } from '../models/src/paths';
 
@@ -179,7 +181,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
           let retryAfter: string | null = null;
           let aborted = false;
           try {
-            const res = await fetch(`${base}/predict?topk=1`, {
+            const res = await loadFetch(`${base}/predict?topk=1`, {
               method: 'POST',
               body,
               ...(contentType ? { headers: { 'content-type': contentType } } : {}),

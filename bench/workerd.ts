@@ -56,17 +56,74 @@ const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
 
 /**
  * wrangler dev puts a proxy worker (a Durable Object in a workerd of its own) in front of the
- * runtime that runs our Workers. Under a burst, the runtime drops every connection that proxy
- * holds to it at once, every several seconds (strace: the runtime closes them first; the isolate
- * lives on, no model reload follows), and the proxy answers the network error on a POST with this
- * 503 text (templates/startDevWorker/ProxyWorker.ts), though nothing restarted. The same burst
- * sent straight to the runtime loses nothing (README, "Holding up under load"). Deployed Workers
- * have no such hop.
+ * runtime that runs our Workers, and keeps its connections to the runtime alive. Under a burst
+ * the runtime's one thread is busy for seconds at a time, and workerd closes a kept-alive
+ * connection whose next request it has not read within 5 s of the last answer, unread
+ * (bench/keepalive-race.ts reproduces it with workerd alone; the runtime closes them first, the
+ * isolate lives on). The proxy answers that network error on a POST with this 503 text
+ * (templates/startDevWorker/ProxyWorker.ts), though nothing restarted. Sent straight to the
+ * runtime on a new connection per request (bench/load-fetch.ts), the same bursts lose nothing.
+ * Deployed Workers have no such hop.
  */
 export const PROXY_RESET = /Your worker restarted mid-request/;
 
 /** wrangler (4.86) debug log: `"userWorkerUrl":{"protocol":"http:","hostname":"127.0.0.1","port":"40195"}`. */
 const USER_WORKER_URL = /"userWorkerUrl":\{"protocol":"(https?:)","hostname":"([^"]+)","port":"(\d+)"\}/g;
+/** Local TCP ports in LISTEN state, by socket inode (Linux /proc). */
+async function listeningInodes(): Promise<Map<string, number>> {
+  const ports = new Map<string, number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of (await readFile(table, 'utf8')).split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A') ports.set(f[9]!, parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports;
+}
+
+/**
+ * The runtime's own address when wrangler does not log it: among the processes of wrangler's
+ * group, the workerd that does not own the proxy's port is the runtime; of its listening ports,
+ * the one answering GET /ping in our shape is the Workers' entry.
+ */
+async function runtimeListening(group: number, proxyPort: number): Promise<string | undefined> {
+  const { readdir, readlink } = await import('node:fs/promises');
+  const listening = await listeningInodes();
+  const byPid = new Map<number, number[]>();
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      // Fields after "(comm)": state ppid pgrp ...
+      const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(after[2]) !== group || !stat.includes('(workerd)')) continue;
+      const ports: number[] = [];
+      for (const fd of await readdir(`/proc/${pid}/fd`)) {
+        const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+        const port = listening.get(link.replace(/^socket:\[(\d+)\]$/, '$1'));
+        if (port !== undefined) ports.push(port);
+      }
+      byPid.set(Number(pid), ports);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const ports of byPid.values()) {
+    if (ports.includes(proxyPort)) continue;
+    for (const port of ports) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/ping`);
+        const text = await res.text();
+        // Healthy or not (the default model may not be in this bucket), it is our /ping.
+        if (/^\{"status":"(Healthy|Unhealthy)"/.test(text)) return `http://127.0.0.1:${port}`;
+      } catch {
+        // not HTTP
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * The pid of the process listening on a local TCP port (Linux /proc), e.g. the runtime behind
  * `runtimeBase`; undefined elsewhere or when not found.
@@ -167,6 +224,8 @@ export class WranglerDev {
   private log = '';
   /** The runtime's own address (the user Worker socket behind wrangler's proxy), once known. */
   private runtime: string | undefined;
+  /** The runtime's address found from /proc when wrangler did not log it. */
+  private discovered: string | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -201,7 +260,7 @@ export class WranglerDev {
    * measure cache hits instead of decoding and inference. `vars`: extra `--var NAME:value`
    * settings (an `API_KEY` is also sent by the readiness poll).
    */
-  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: { resultCache?: boolean; vars?: Record<string, string> } = {}): Promise<WranglerDev> {
+  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: { resultCache?: boolean; vars?: Record<string, string>; inspector?: boolean } = {}): Promise<WranglerDev> {
     const port = await freePort();
     // wrangler's own inspector proxy (DevTools protocol for the front Worker), on a known port.
     const inspectorPort = await freePort();
@@ -209,6 +268,9 @@ export class WranglerDev {
     // MINIFLARE_WORKERD_V8_FLAGS (only the test pool's newer one does, see vitest.config.ts).
     // Debug logging is how wrangler tells where the runtime listens (see runtimeBase).
     const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG: 'debug' };
+    // wrangler 4.86's CLI cannot turn its inspector proxy off; it leaves it off in a VS Code
+    // debug terminal, which it tells by this variable (ProxyController.inspectorEnabled).
+    if (options.inspector === false) env.VSCODE_INSPECTOR_OPTIONS = '{}';
     const cacheVars = options.resultCache ? [] : ['--var', 'CACHE_TTL_SECONDS:0'];
     const extraVars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]);
     const started = performance.now();
@@ -227,6 +289,7 @@ export class WranglerDev {
       throw err;
     }
     dev.readyMs = performance.now() - started;
+    if (!dev.runtime) dev.discovered = await runtimeListening(child.pid!, port);
     return dev;
   }
 
@@ -235,6 +298,8 @@ export class WranglerDev {
    * reach the same Workers and bindings, as a deployed Worker is reached without that hop.
    */
   get runtimeBase(): string {
+    // With the inspector off (WRANGLER_INSPECTOR=off, see start), wrangler logs no address.
+    if (!this.runtime && this.discovered) return this.discovered;
     if (!this.runtime) throw new Error(`wrangler dev did not log its runtime's address:\n${this.tail(2000)}`);
     return this.runtime;
   }

@@ -3,15 +3,16 @@
  * stage Workers, as `npm start` runs them) is ready, on the whole default model and on a split
  * one; then a short soak mixing valid photos, bad inputs, batches and an oversized body. The
  * only failures allowed are admission control's fast 503 `overloaded` with Retry-After
- * (bench/burst.ts and bench/soak.ts are the full-size runs). Keep the file under ~4 minutes.
+ * (bench/burst.ts and bench/soak.ts are the full-size runs). Part of `npm test`, in a group of
+ * its own after the other projects (vitest.config.ts), so that nothing else loads the machine.
  *
- * NOT part of `npm test` (`npm run test:load` runs it): on a busy machine the local runtime drops
- * every open connection at once every few seconds during a burst, for a cause not found yet
- * (README, "Holding up under load"), so these tests would fail CI at random.
- *
- * The clients talk to wrangler dev's runtime, as deployed Workers are reached. Through wrangler
- * dev's own port, its dev proxy drops connections under bursts (bench/workerd.ts PROXY_RESET,
- * README "Holding up under load"): one test pins that down as the only thing that fails there.
+ * The clients talk to wrangler dev's runtime, as deployed Workers are reached, on a new
+ * connection per request: workerd's HTTP server loses a request sent on a kept-alive connection
+ * while the isolate is busy past 5 s after that connection's last answer (keepalive.test.ts pins
+ * it, bench/load-fetch.ts says why the tools do not reuse connections). Through wrangler dev's
+ * own port, its dev proxy keeps connections alive to the runtime and meets that race, which it
+ * answers as 503 "Your worker restarted mid-request" (PROXY_RESET): one test pins that down as
+ * the only thing that fails there.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
