@@ -4,7 +4,7 @@
  * model that runs whole (ResNet-50 int8, ~84 MiB of onnxruntime heap). Reports what each burst
  * got (200s, admission control's fast 503s, anything else) and the isolate's peak memory:
  *
- * - V8's own figures through wrangler dev's inspector proxy (`Runtime.getHeapUsage`, polled): the
+ * - V8's own figures through the runtime's inspector (`Runtime.getHeapUsage`, polled): the
  *   JS heap in use and the ArrayBuffer backing stores (uploads, decoders' buffers, tensors);
  * - onnxruntime's wasm heap as the Worker reports it (`GET /models`, `isolate.wasmHeapBytes`),
  *   which V8's backing-store figure does not include; the isolate's total is the sum;
@@ -12,7 +12,8 @@
  *   Workers, so only its growth over the warm baseline says something.
  *
  *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--gc] [--no-inspector]
- *                               [--no-wrangler-inspector] [--connections close|keep-alive] [--json out.json]
+ *                               [--connections close|keep-alive] [--snapshot MS]
+ *                               [--json out.json]
  *
  * The inspector answers only when the isolate's thread is between tasks and polls its sockets;
  * under such a burst it rarely gets there before the burst is over, so only samples answered
@@ -21,8 +22,11 @@
  * from above; with `--gc` every sample first forces a full collection
  * (HeapProfiler.collectGarbage), so it is the live memory at that moment. The RSS samples (every
  * 20 ms, from /proc) see everything, workerd's own buffers and the other Workers included.
- * `--no-inspector`: no inspector session of ours; `--no-wrangler-inspector`: wrangler runs
- * without its inspector proxy either (no DevTools session on the runtime at all).
+ * The session is ours alone, on the runtime's own inspector and the front Worker's isolate
+ * (wrangler's inspector proxy is off: it attached to whichever Worker reloaded last, often a
+ * stage Worker, which made earlier figures of this bench unreliable); `--no-inspector`: none.
+ * `--snapshot MS`: a heap snapshot MS into each burst (live objects only: V8 collects first),
+ * with the chain of objects retaining each ArrayBuffer of 1 MiB or more (bench/heap-snapshot.ts).
  * `--connections keep-alive` reuses connections as Node's fetch does, and meets workerd's
  * keep-alive race (bench/keepalive-race.ts): the resets this bench used to show.
  */
@@ -33,6 +37,7 @@ import { parseArgs } from 'node:util';
 import { WebSocket } from 'undici';
 import { loadFetch, type Connections } from './load-fetch';
 import { burstModel, isAdmission503, percentile } from './burst';
+import { summarizeBuffers } from './heap-snapshot';
 import { testFormats, testJpegs, type TestJpeg } from './images';
 import { CONFIGS, ensureUploaded, pidListeningOn, WranglerDev } from './workerd';
 import { ROOT } from '../models/src/paths';
@@ -48,10 +53,10 @@ export interface HeapBurstOptions {
   admissionWaitMs?: number;
   /** false: no inspector connection at all (RSS only), to see what the inspector itself changes. */
   inspector?: boolean;
-  /** false: wrangler runs without its inspector proxy (no DevTools session on the runtime at all). */
-  wranglerInspector?: boolean;
   /** 'close' (default): a new connection per request (bench/load-fetch.ts says why). */
   connections?: Connections;
+  /** Take a heap snapshot this long into each burst and say what holds its large ArrayBuffers. */
+  snapshotAfterMs?: number;
   /** Force a full GC before every inspector sample: live memory rather than V8's heap in use. */
   gc?: boolean;
   onProgress?: (line: string) => void;
@@ -86,6 +91,8 @@ export interface HeapBurstRow {
   /** Runtime process RSS at its highest during the burst, minus the warm baseline. */
   rssGrowth: number | null;
   inspectorSamples: number;
+  /** `--snapshot`: live memory (V8 collects first) at one moment of the burst, when it came. */
+  snapshot?: { duringBurst: boolean; jsHeapBytes: number; bufferBytes: number; large: Array<{ bytes: number; path: string }> };
 }
 
 export interface HeapBurstFigure {
@@ -108,29 +115,25 @@ class HeapProbe {
   readonly samples: HeapSample[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
   private inFlight = false;
+  private chunks: string[] = [];
 
   private constructor(
     private readonly ws: WebSocket,
     private readonly gc: boolean,
   ) {
     ws.addEventListener('message', (e) => {
-      const msg = JSON.parse(String(e.data)) as { id?: number; result?: { usedSize: number; backingStorageSize?: number } };
-      if (msg.id !== undefined && msg.result) this.pending.get(msg.id)?.(msg.result);
+      const msg = JSON.parse(String(e.data)) as { id?: number; method?: string; params?: { chunk?: string }; result?: { usedSize: number; backingStorageSize?: number }; error?: { message?: string } };
+      if (msg.error) console.error(`inspector: ${msg.error.message ?? JSON.stringify(msg.error)}`);
+      if (msg.method === 'HeapProfiler.addHeapSnapshotChunk') this.chunks.push(msg.params?.chunk ?? '');
+      // workerd ends a heap snapshot by echoing the command, without a `result`.
+      if (msg.id !== undefined && (msg.result || msg.method === 'HeapProfiler.takeHeapSnapshot')) this.pending.get(msg.id)?.(msg.result ?? { usedSize: 0 });
       if (msg.id !== undefined) this.pending.delete(msg.id);
     });
   }
 
-  /** Through wrangler's inspector proxy (the runtime's own inspector takes one session: wrangler's). */
-  static async open(inspectorPort: number, gc = false): Promise<HeapProbe | undefined> {
-    let url: string;
-    try {
-      const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{ webSocketDebuggerUrl?: string }>;
-      if (!list[0]?.webSocketDebuggerUrl) return undefined;
-      url = list[0].webSocketDebuggerUrl;
-    } catch {
-      return undefined;
-    }
-    // The proxy refuses a client without an Origin it knows (DNS-rebinding protection).
+  /** On a DevTools WebSocket URL (WranglerDev.runtimeInspector). */
+  static async open(url: string, gc = false): Promise<HeapProbe | undefined> {
+    // wrangler's proxy refused a client without an Origin it knows; harmless elsewhere.
     const ws = new WebSocket(url, { headers: { Origin: 'http://localhost' } } as ConstructorParameters<typeof WebSocket>[1]);
     const opened = await new Promise<boolean>((resolve) => {
       ws.addEventListener('open', () => resolve(true));
@@ -155,6 +158,25 @@ class HeapProbe {
       // The inspector answers in order: the collection is done before the usage is read.
       if (this.gc) this.ws.send(JSON.stringify({ id: this.next++, method: 'HeapProfiler.collectGarbage' }));
       this.ws.send(JSON.stringify({ id, method: 'Runtime.getHeapUsage' }));
+    });
+  }
+
+  /** A heap snapshot (V8 collects garbage first), as its JSON text; undefined on timeout. */
+  snapshot(timeoutMs = 60_000): Promise<{ json: string; askedAt: number; answeredAt: number } | undefined> {
+    const id = this.next++;
+    const askedAt = performance.now();
+    this.chunks = [];
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.pending.set(id, () => {
+        clearTimeout(timer);
+        resolve({ json: this.chunks.join(''), askedAt, answeredAt: performance.now() });
+      });
+      this.ws.send(JSON.stringify({ id: this.next++, method: 'HeapProfiler.enable' }));
+      this.ws.send(JSON.stringify({ id, method: 'HeapProfiler.takeHeapSnapshot', params: { reportProgress: false } }));
     });
   }
 
@@ -230,14 +252,17 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
     CONFIGS.map((c) => join(ROOT, c)),
     persistTo,
     undefined,
-    { inspector: o.wranglerInspector ?? true },
+    // wrangler's inspector proxy off: it would hold the runtime's one session per isolate, and
+    // attach to whichever Worker reloaded last (a stage Worker as often as the front one).
+    { inspector: false },
   );
   let probe: HeapProbe | undefined;
   try {
     const base = dev.runtimeBase;
     const pid = await pidListeningOn(Number(new URL(base).port));
     if (o.inspector !== false) {
-      probe = await HeapProbe.open(dev.inspectorPort, o.gc ?? false);
+      const url = await dev.runtimeInspector('edge-resnet');
+      probe = url ? await HeapProbe.open(url, o.gc ?? false) : undefined;
       if (!probe) progress('heap burst: the inspector did not open; V8 figures are missing');
     }
     // Warm: the model loaded, every decoder used once.
@@ -278,6 +303,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
       })();
       const burstStart = performance.now();
       let lastAnswer = burstStart;
+      const snapshot = o.snapshotAfterMs !== undefined && probe ? new Promise((r) => setTimeout(r, o.snapshotAfterMs)).then(() => probe!.snapshot()) : undefined;
       const answers = await Promise.all(
         Array.from({ length: o.clients }, () =>
           post(base, id, image, o.connections ?? 'close').then((a) => {
@@ -289,6 +315,18 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
       sampling = false;
       await sampler;
       probe?.stop();
+      const snap = await snapshot;
+      if (snapshot && !snap) progress(`heap burst: ${image.name}: the heap snapshot did not come`);
+      let summary: ReturnType<typeof summarizeBuffers> | undefined;
+      if (snap) {
+        summary = summarizeBuffers(snap.json);
+        const when = snap.answeredAt < lastAnswer ? 'during the burst' : 'after the last answer';
+        progress(
+          `heap burst: ${image.name}: snapshot asked at ${Math.round(snap.askedAt - burstStart)} ms, taken ${when} (${Math.round(snap.answeredAt - burstStart)} ms): ` +
+            `JS heap ${mb(summary.jsHeapBytes)}, ${summary.count} ArrayBuffers holding ${mb(summary.totalBytes)}; the large ones:\n` +
+            summary.large.slice(0, 12).map((b) => `  ${mb(b.bytes)} ${b.path}`).join('\n'),
+        );
+      }
       // Only what the isolate answered while the burst's requests were in flight says anything
       // about the burst: it answers the inspector between tasks, and under a burst its thread
       // rarely gets there (README, "Holding up under load").
@@ -310,6 +348,9 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
         peakJsUsed: maxOf(samples.map((s) => s.jsUsed)),
         rssGrowth: rss.length && baseline.rss !== null ? Math.max(...rss) - baseline.rss : null,
         inspectorSamples: samples.length,
+        ...(snap && summary
+          ? { snapshot: { duringBurst: snap.answeredAt < lastAnswer, jsHeapBytes: summary.jsHeapBytes, bufferBytes: summary.totalBytes, large: summary.large.slice(0, 12) } }
+          : {}),
       };
       rows.push(row);
       progress(`heap burst: ${describeHeapRow(row)}`);
@@ -366,14 +407,14 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       gc: { type: 'boolean', default: false },
       'no-inspector': { type: 'boolean', default: false },
-      'no-wrangler-inspector': { type: 'boolean', default: false },
       connections: { type: 'string', default: 'close' },
+      snapshot: { type: 'string' },
     },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void Promise.all([...WranglerDev.live].map((d) => d.stop())).then(() => process.exit(130)));
   }
-  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, inspector: !values['no-inspector'] && !values['no-wrangler-inspector'], wranglerInspector: !values['no-wrangler-inspector'], connections: values.connections === 'close' ? 'close' : 'keep-alive', onProgress: (l) => console.error(l) });
+  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, inspector: !values['no-inspector'], connections: values.connections === 'close' ? 'close' : 'keep-alive', ...(values.snapshot ? { snapshotAfterMs: Number(values.snapshot) } : {}), onProgress: (l) => console.error(l) });
   console.log(renderHeapBurst(figure));
   if (values.json) await writeFile(values.json, `${JSON.stringify(figure, null, 2)}\n`);
   const failed = figure.rows.some((r) => r.other.length > 0 || (r.peakIsolate !== null && r.peakIsolate > figure.budgetBytes));

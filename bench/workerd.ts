@@ -81,15 +81,10 @@ async function listeningInodes(): Promise<Map<string, number>> {
   return ports;
 }
 
-/**
- * The runtime's own address when wrangler does not log it: among the processes of wrangler's
- * group, the workerd that does not own the proxy's port is the runtime; of its listening ports,
- * the one answering GET /ping in our shape is the Workers' entry.
- */
-async function runtimeListening(group: number, proxyPort: number): Promise<string | undefined> {
+/** The listening ports of the runtime: of wrangler's group, the workerd that does not own the proxy's port. */
+async function runtimePorts(group: number, proxyPort: number): Promise<number[]> {
   const { readdir, readlink } = await import('node:fs/promises');
   const listening = await listeningInodes();
-  const byPid = new Map<number, number[]>();
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
@@ -103,22 +98,27 @@ async function runtimeListening(group: number, proxyPort: number): Promise<strin
         const port = listening.get(link.replace(/^socket:\[(\d+)\]$/, '$1'));
         if (port !== undefined) ports.push(port);
       }
-      byPid.set(Number(pid), ports);
+      if (!ports.includes(proxyPort)) return ports;
     } catch {
       // gone meanwhile
     }
   }
-  for (const ports of byPid.values()) {
-    if (ports.includes(proxyPort)) continue;
-    for (const port of ports) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/ping`);
-        const text = await res.text();
-        // Healthy or not (the default model may not be in this bucket), it is our /ping.
-        if (/^\{"status":"(Healthy|Unhealthy)"/.test(text)) return `http://127.0.0.1:${port}`;
-      } catch {
-        // not HTTP
-      }
+  return [];
+}
+
+/**
+ * The runtime's own address when wrangler does not log it (its inspector off): of the
+ * runtime's listening ports, the one answering GET /ping in our shape is the Workers' entry.
+ */
+async function runtimeListening(group: number, proxyPort: number): Promise<string | undefined> {
+  for (const port of await runtimePorts(group, proxyPort)) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/ping`, { signal: AbortSignal.timeout(5000) });
+      const text = await res.text();
+      // Healthy or not (the default model may not be in this bucket), it is our /ping.
+      if (/^\{"status":"(Healthy|Unhealthy)"/.test(text)) return `http://127.0.0.1:${port}`;
+    } catch {
+      // not HTTP
     }
   }
   return undefined;
@@ -302,6 +302,25 @@ export class WranglerDev {
     if (!this.runtime && this.discovered) return this.discovered;
     if (!this.runtime) throw new Error(`wrangler dev did not log its runtime's address:\n${this.tail(2000)}`);
     return this.runtime;
+  }
+
+  /**
+   * The DevTools WebSocket of one Worker's isolate on the runtime's own inspector (DevTools'
+   * /json list, ids `core:user:<name>`). Free only when wrangler's inspector proxy is off
+   * (`inspector: false`): the runtime takes one session per isolate. wrangler's proxy, for its
+   * part, attaches to whichever of several configs' Workers reloaded last, not always the front.
+   */
+  async runtimeInspector(worker: string): Promise<string | undefined> {
+    for (const port of await runtimePorts(this.child.pid!, Number(new URL(this.base).port))) {
+      try {
+        const list = (await (await fetch(`http://127.0.0.1:${port}/json`, { signal: AbortSignal.timeout(5000) })).json()) as Array<{ id?: string; webSocketDebuggerUrl?: string }>;
+        const found = list.find((t) => t.id === `core:user:${worker}`)?.webSocketDebuggerUrl;
+        if (found) return found;
+      } catch {
+        // not the inspector
+      }
+    }
+    return undefined;
   }
 
   /** Polls GET /models, which reads manifests from R2 but creates no session. */

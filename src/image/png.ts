@@ -395,38 +395,42 @@ function decodeRows(bytes: Uint8Array, h: PngHeader, sink: RowSink): Uint8Array 
   const bpp = Math.max(1, (CHANNELS[h.colorType]! * h.bitDepth) >> 3);
   const full = rowBytes(h, width) + 1;
   const rows = rowReader(bytes, layout.idat, full, bpp);
-  const rowRgb = width * 3;
-  let whole: Uint8Array | null = null;
+  try {
+    const rowRgb = width * 3;
+    let whole: Uint8Array | null = null;
 
-  if (!h.interlaced) {
-    const batch = batchRows(h);
-    const out = new Uint8Array(batch * rowRgb);
-    let y0 = 0;
-    let k = 0;
-    for (let y = 0; y < height; y++) {
-      toRgb(h, layout.lut, rows.row(full, y), width, out, k * rowRgb, 1);
-      if (++k === batch || y === height - 1) {
-        sink.write(out, y0, k);
-        y0 = y + 1;
-        k = 0;
+    if (!h.interlaced) {
+      const batch = batchRows(h);
+      const out = new Uint8Array(batch * rowRgb);
+      let y0 = 0;
+      let k = 0;
+      for (let y = 0; y < height; y++) {
+        toRgb(h, layout.lut, rows.row(full, y), width, out, k * rowRgb, 1);
+        if (++k === batch || y === height - 1) {
+          sink.write(out, y0, k);
+          y0 = y + 1;
+          k = 0;
+        }
+      }
+    } else {
+      whole = new Uint8Array(width * height * 3);
+      for (const [x0, py0, dx, dy] of ADAM7) {
+        const pw = Math.ceil((width - x0) / dx);
+        const ph = Math.ceil((height - py0) / dy);
+        if (pw <= 0 || ph <= 0) continue;
+        const n = rowBytes(h, pw) + 1;
+        rows.pass(n);
+        for (let r = 0; r < ph; r++) {
+          const y = py0 + r * dy;
+          toRgb(h, layout.lut, rows.row(n, y), pw, whole, (y * width + x0) * 3, dx);
+        }
       }
     }
-  } else {
-    whole = new Uint8Array(width * height * 3);
-    for (const [x0, py0, dx, dy] of ADAM7) {
-      const pw = Math.ceil((width - x0) / dx);
-      const ph = Math.ceil((height - py0) / dy);
-      if (pw <= 0 || ph <= 0) continue;
-      const n = rowBytes(h, pw) + 1;
-      rows.pass(n);
-      for (let r = 0; r < ph; r++) {
-        const y = py0 + r * dy;
-        toRgb(h, layout.lut, rows.row(n, y), pw, whole, (y * width + x0) * 3, dx);
-      }
-    }
+    rows.finish();
+    if (whole) sink.write(whole, 0, height);
+    return whole;
+  } finally {
+    rows.close();
   }
-  rows.finish();
-  if (whole) sink.write(whole, 0, height);
-  return whole;
 }
 

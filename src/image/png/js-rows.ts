@@ -40,6 +40,9 @@ export class JsRows implements RowReader {
   finish(): void {
     this.inflater.finish();
   }
+
+  /** Nothing to let go of: this reader lives only as long as its decode. */
+  close(): void {}
 }
 
 /**

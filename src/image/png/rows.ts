@@ -34,6 +34,8 @@ export interface RowReader {
    * Pillow stops reading at the last row.
    */
   finish(): void;
+  /** Lets go of the image's bytes, whatever happened; called in `finally`. */
+  close(): void;
 }
 
 export const truncated = (): ApiError => unprocessableImage('PNG is truncated (image data ends early)');

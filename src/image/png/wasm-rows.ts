@@ -77,4 +77,8 @@ export class WasmRows implements RowReader {
       throw refusal(err, -1);
     }
   }
+
+  close(): void {
+    this.rows.end();
+  }
 }
