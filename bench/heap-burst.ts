@@ -111,7 +111,7 @@ export interface HeapBurstFigure {
 /** A V8 inspector session on the front Worker, polling Runtime.getHeapUsage. */
 class HeapProbe {
   private next = 1;
-  private readonly pending = new Map<number, (r: { usedSize: number; backingStorageSize?: number }) => void>();
+  private readonly pending = new Map<number, (result: unknown) => void>();
   readonly samples: HeapSample[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
   private inFlight = false;
@@ -126,7 +126,7 @@ class HeapProbe {
       if (msg.error) console.error(`inspector: ${msg.error.message ?? JSON.stringify(msg.error)}`);
       if (msg.method === 'HeapProfiler.addHeapSnapshotChunk') this.chunks.push(msg.params?.chunk ?? '');
       // workerd ends a heap snapshot by echoing the command, without a `result`.
-      if (msg.id !== undefined && (msg.result || msg.method === 'HeapProfiler.takeHeapSnapshot')) this.pending.get(msg.id)?.(msg.result ?? { usedSize: 0 });
+      if (msg.id !== undefined && (msg.result || msg.method === 'HeapProfiler.takeHeapSnapshot')) this.pending.get(msg.id)?.(msg.result);
       if (msg.id !== undefined) this.pending.delete(msg.id);
     });
   }
@@ -151,7 +151,8 @@ class HeapProbe {
         this.pending.delete(id);
         resolve(undefined);
       }, timeoutMs);
-      this.pending.set(id, (r) => {
+      this.pending.set(id, (result) => {
+        const r = result as { usedSize: number; backingStorageSize?: number };
         clearTimeout(timer);
         resolve({ atMs: t0, answeredAt: performance.now(), jsUsed: r.usedSize, backing: r.backingStorageSize ?? null });
       });

@@ -75,6 +75,7 @@ async function listeningInodes(): Promise<Map<string, number>> {
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     for (const line of (await readFile(table, 'utf8')).split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
+      // local_address is hex ip:port; state 0A is LISTEN; field 9 is the inode.
       if (f.length > 9 && f[3] === '0A') ports.set(f[9]!, parseInt(f[1]!.split(':')[1]!, 16));
     }
   }
@@ -130,15 +131,8 @@ async function runtimeListening(group: number, proxyPort: number): Promise<strin
  */
 export async function pidListeningOn(port: number): Promise<number | undefined> {
   const { readdir, readlink } = await import('node:fs/promises');
-  let inode: string | undefined;
   try {
-    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      for (const line of (await readFile(table, 'utf8')).split('\n').slice(1)) {
-        const f = line.trim().split(/\s+/);
-        // local_address is hex ip:port; state 0A is LISTEN; field 9 is the inode.
-        if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inode = f[9];
-      }
-    }
+    const inode = [...(await listeningInodes())].find(([, p]) => p === port)?.[0];
     if (!inode) return undefined;
     for (const pid of await readdir('/proc')) {
       if (!/^\d+$/.test(pid)) continue;
