@@ -12,9 +12,10 @@ import { ApiError } from '../../src/errors';
 import { decodeGif, gifDecodeMemory, readGifHeader } from '../../src/image/gif';
 import { sniff, unsupportedFormatMessage } from '../../src/image/sniff';
 import type { DecodeLimits, RgbImage } from '../../src/image/types';
+import { sharedUrl } from '../shared-data';
 
 const FIXTURES = new URL('../fixtures/gif/', import.meta.url);
-const CORPUS = new URL('../../../shared/data/pillow-tests/', import.meta.url);
+const CORPUS = sharedUrl('pillow-tests');
 const LIMITS: DecodeLimits = { maxPixels: 16_000_000, maxMemoryMB: 32 };
 
 type Answer = { width: number; height: number; sha256: string } | { error: string } | { tooLarge: [number, number] };

@@ -14,10 +14,11 @@ import { readJpegHeader, type JpegHeader } from '../../src/image/jpeg';
 import { decodeJpegImage, decodeJpegTo, decodeJpegWith, jpegDecodeMemory, jpegScaleFor, lenientJpegHeader, type JpegScale } from '../../src/image/jpeg/index';
 import { resizeCropU8 } from '../../src/preprocess/reference';
 import type { PreprocessSpec } from '../../src/preprocess/types';
+import { sharedPath } from '../shared-data';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'jpeg');
-const PILLOW_TESTS = join(__dirname, '..', '..', '..', 'shared', 'data', 'pillow-tests');
-const PHOTOS = join(__dirname, '..', '..', '..', 'shared', 'data', 'photos');
+const PILLOW_TESTS = sharedPath('pillow-tests');
+const PHOTOS = sharedPath('photos');
 const LIMITS = { maxPixels: 50e6, maxMemoryMB: 512 };
 
 interface Golden {

@@ -21,13 +21,14 @@ import { readWebpHeader, type WebpHeader } from '../../src/image/webp/header';
 import { resizeCropU8 } from '../../src/preprocess/reference';
 import type { RgbImage } from '../../src/image/types';
 import { reducedDecodeOptions, WebpDecoder, WebpError, type WebpDecodeOptions } from '../../wasm/webp/index';
+import { sharedUrl } from '../shared-data';
 
 const ROOT = new URL('../../', import.meta.url);
 /** The committed module (wasm/webp/build.sh --check proves it is what the source gives). */
 const WASM = new URL('wasm/webp/webp_dec.wasm', ROOT);
 const FIXTURES = new URL('../fixtures/webp/', import.meta.url);
-const CORPUS = new URL('../../../shared/data/pillow-tests/', import.meta.url);
-const PHOTOS = new URL('../../../shared/data/photos/', import.meta.url);
+const CORPUS = sharedUrl('pillow-tests');
+const PHOTOS = sharedUrl('photos');
 
 type Answer = { width: number; height: number; sha256: string; lossless?: boolean };
 const json = (name: string) => (JSON.parse(readFileSync(new URL(name, FIXTURES), 'utf8')) as { files: Record<string, Answer> }).files;

@@ -29,9 +29,10 @@ import {
   type WebpHeader,
 } from '../../src/image/webp';
 import type { DecodeLimits, RgbImage } from '../../src/image/types';
+import { sharedUrl } from '../shared-data';
 
 const FIXTURES = new URL('../fixtures/webp/', import.meta.url);
-const CORPUS = new URL('../../../shared/data/pillow-tests/', import.meta.url);
+const CORPUS = sharedUrl('pillow-tests');
 const LIMITS: DecodeLimits = { maxPixels: 16_000_000, maxMemoryMB: 32 };
 const BUDGET = 32 * 2 ** 20;
 
