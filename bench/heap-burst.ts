@@ -80,6 +80,10 @@ export interface HeapBurstRow {
   admission503: number;
   /** Slowest admission 503, client-observed. */
   admissionMaxMs: number | null;
+  /** Median admission 503, client-observed. */
+  admissionP50Ms: number | null;
+  /** Admission 503s given at arrival, the line ahead predictably outlasting the wait (src/admission). */
+  admissionPredicted: number;
   /** Anything but a 200 or an admission 503. */
   other: Array<{ status: number; body: string; ms: number }>;
   p50: number | null;
@@ -342,6 +346,8 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
         ok: answers.filter((a) => a.status === 200).length,
         admission503: admission.length,
         admissionMaxMs: admission.length ? Math.round(Math.max(...admission.map((a) => a.ms))) : null,
+        admissionP50Ms: percentile(admission.map((a) => Math.round(a.ms)), 50),
+        admissionPredicted: admission.filter((a) => /at recent rates/.test(a.body)).length,
         other: answers.filter((a) => a.status !== 200 && !admission.includes(a)).map((a) => ({ status: a.status, body: a.body, ms: Math.round(a.ms) })),
         p50: percentile(answers.filter((a) => a.status === 200).map((a) => Math.round(a.ms)), 50),
         peakIsolate: peakJs === null ? null : peakJs + (wasmHeap ?? 0),
@@ -374,11 +380,13 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
 }
 
 const mb = (b: number | null): string => (b === null ? 'n/a' : `${(b / MiB).toFixed(1)} MiB`);
+const admissionDetail = (r: HeapBurstRow): string =>
+  `median ${r.admissionP50Ms} ms, slowest ${r.admissionMaxMs} ms; ${r.admissionPredicted ?? 0} at arrival`;
 
 export function describeHeapRow(r: HeapBurstRow): string {
   return (
     `${r.image}: ${r.requests} at once: ${r.ok} x 200, ${r.admission503} admission 503` +
-    (r.admissionMaxMs !== null ? ` (slowest ${r.admissionMaxMs} ms)` : '') +
+    (r.admissionMaxMs !== null ? ` (${admissionDetail(r)})` : '') +
     `, ${r.other.length} other${r.other.length ? ` (${r.other.map((x) => `${x.status} after ${x.ms} ms: ${x.body.slice(0, 60)}`).join('; ')})` : ''}; ` +
     `peak isolate ${mb(r.peakIsolate)} (JS heap ${mb(r.peakJsUsed)}; ${r.inspectorSamples} samples), runtime RSS +${mb(r.rssGrowth)}`
   );
@@ -395,11 +403,11 @@ export function renderHeapBurst(f: HeapBurstFigure): string {
     '',
     `Warm baseline: onnxruntime heap ${mb(f.baseline.wasmHeap)}, isolate ${mb(f.baseline.isolate)}, runtime RSS ${mb(f.baseline.rss)}.`,
     '',
-    '| image | bytes | 200 | admission 503 (slowest) | other | p50 ms (200s) | live (snapshot) | heap in use (samples) | runtime RSS growth |',
+    '| image | bytes | 200 | admission 503 (median, slowest; refused at arrival) | other | p50 ms (200s) | live (snapshot) | heap in use (samples) | runtime RSS growth |',
     '|---|---|---|---|---|---|---|---|---|',
     ...f.rows.map((r) => {
       const live = liveOf(r);
-      return `| ${r.image} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (${r.admissionMaxMs} ms)` : ''} | ${r.other.length} | ${r.p50 ?? 'n/a'} | ${live === null ? 'n/a' : `${mb(live)}${live > f.budgetBytes ? ' **over budget**' : ''}`} | ${mb(r.peakIsolate)} (${r.inspectorSamples}) | ${mb(r.rssGrowth)} |`;
+      return `| ${r.image} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (${admissionDetail(r)})` : ''} | ${r.other.length} | ${r.p50 ?? 'n/a'} | ${live === null ? 'n/a' : `${mb(live)}${live > f.budgetBytes ? ' **over budget**' : ''}`} | ${mb(r.peakIsolate)} (${r.inspectorSamples}) | ${mb(r.rssGrowth)} |`;
     }),
   ];
   return lines.join('\n');

@@ -10,6 +10,13 @@
  * budget. Waiters are served first come, first served, so a large decode is not starved by
  * a stream of small ones; each waits on its own timer (POLL_MS), never woken by another request.
  *
+ * A waiter's timer fires only when the isolate's one thread is free, and under a burst of large
+ * images it is busy for seconds at a time: a 503 decided by the timer alone came up to 7 s after
+ * `waitMs` (bench/heap-burst.ts). So a request that cannot be admitted at once is also refused at
+ * once when the line ahead of it predictably lasts longer than its wait: each kind of holder is
+ * taken to hold for as long as its kind has lately (an average of measured holds), and the line
+ * is played forward from who holds what now.
+ *
  * Everything is synchronous bookkeeping plus timers; nothing here touches a request, so it
  * is shared by all requests of the isolate (one instance per configuration).
  */
@@ -46,6 +53,16 @@ interface Waiter {
 export const POLL_MS = 10;
 /** A queued waiter this long past its give-up time is taken for dropped and skipped. */
 const DEAD_AFTER_MS = 1000;
+/** Holds of a kind measured before its average predicts anything, and the weight of the newest. */
+const MIN_HOLDS = 3;
+const HOLD_WEIGHT = 0.25;
+
+/** Something acquired and not yet given back: a slot, or reserved bytes. */
+interface Hold {
+  kind: Waiter['kind'];
+  bytes: number;
+  since: number;
+}
 
 const MiB = 1024 * 1024;
 const mib = (bytes: number) => `${Math.ceil(bytes / MiB)} MiB`;
@@ -59,6 +76,13 @@ export class Admission {
   #inFlight = 0;
   #reserved = 0;
   readonly #queue: Waiter[] = [];
+  readonly #holds = new Set<Hold>();
+  /** How long each kind has lately been held: a moving average, and how many holds it has seen. */
+  readonly #held: Record<Waiter['kind'], { ms: number; n: number }> = {
+    slot: { ms: 0, n: 0 },
+    memory: { ms: 0, n: 0 },
+    upload: { ms: 0, n: 0 },
+  };
 
   constructor(readonly options: AdmissionOptions) {}
 
@@ -72,9 +96,7 @@ export class Admission {
    * `waitMs` (or `deadlineMs`, if sooner); else rejects with 503 overloaded.
    */
   enter(deadlineMs = Infinity): Promise<Release> {
-    return this.#acquire({ kind: 'slot', bytes: 0 }, deadlineMs, () => {
-      this.#inFlight--;
-    });
+    return this.#acquire({ kind: 'slot', bytes: 0 }, deadlineMs);
   }
 
   /**
@@ -83,9 +105,7 @@ export class Admission {
    */
   reserve(bytes: number, deadlineMs = Infinity): Promise<Release> {
     this.#refuseBeyondRoom(bytes, 'image needs', 'to decode');
-    return this.#acquire({ kind: 'memory', bytes }, deadlineMs, () => {
-      this.#reserved -= bytes;
-    });
+    return this.#acquire({ kind: 'memory', bytes }, deadlineMs);
   }
 
   /**
@@ -95,9 +115,7 @@ export class Admission {
    */
   reserveUpload(bytes: number, deadlineMs = Infinity): Promise<Release> {
     this.#refuseBeyondRoom(bytes, 'upload needs', 'to hold');
-    return this.#acquire({ kind: 'upload', bytes }, deadlineMs, () => {
-      this.#reserved -= bytes;
-    });
+    return this.#acquire({ kind: 'upload', bytes }, deadlineMs);
   }
 
   /** Memory an idle isolate has beside what it holds between requests. */
@@ -119,34 +137,87 @@ export class Admission {
     return this.options.baseline() + this.#reserved + w.bytes <= this.options.budgetBytes;
   }
 
-  #take(w: Pick<Waiter, 'kind' | 'bytes'>): void {
+  /** Takes what `w` asks for; the hold is given back (and its length learnt) by `#giveBack`. */
+  #take(w: Pick<Waiter, 'kind' | 'bytes'>): Hold {
     if (w.kind === 'slot') this.#inFlight++;
     else this.#reserved += w.bytes;
+    const hold: Hold = { kind: w.kind, bytes: w.bytes, since: Date.now() };
+    this.#holds.add(hold);
+    return hold;
   }
 
-  #acquire(request: Pick<Waiter, 'kind' | 'bytes'>, deadlineMs: number, giveBack: () => void): Promise<Release> {
-    const release = (): Release => {
-      let done = false;
-      return () => {
-        if (done) return;
-        done = true;
-        giveBack();
-      };
-    };
+  #giveBack(hold: Hold): void {
+    if (!this.#holds.delete(hold)) return;
+    if (hold.kind === 'slot') this.#inFlight--;
+    else this.#reserved -= hold.bytes;
+    const held = this.#held[hold.kind];
+    const ms = Date.now() - hold.since;
+    held.ms = held.n === 0 ? ms : held.ms + HOLD_WEIGHT * (ms - held.ms);
+    held.n++;
+  }
+
+  /**
+   * How long until `request` would be admitted, if whatever is held now and everything queued
+   * ahead of it holds as long as its kind has lately; undefined until each kind involved has
+   * been measured. Slots and memory are separate lines; waiters queue per kind.
+   */
+  #predictWait(request: Pick<Waiter, 'kind' | 'bytes'>, ahead: readonly Waiter[]): number | undefined {
+    const slots = request.kind === 'slot';
+    const holdMs = (kind: Waiter['kind']) => (this.#held[kind].n >= MIN_HOLDS ? this.#held[kind].ms : undefined);
+    const now = Date.now();
+    const held: { bytes: number; until: number }[] = [];
+    for (const h of this.#holds) {
+      if ((h.kind === 'slot') !== slots) continue;
+      const ms = holdMs(h.kind);
+      if (ms === undefined) return undefined;
+      // A hold older than its kind's average is taken to end now: it says nothing about when.
+      held.push({ bytes: h.bytes, until: Math.max(now, h.since + ms) });
+    }
+    const fits = (bytes: number) =>
+      slots
+        ? held.length < this.options.maxInFlight
+        : this.options.baseline() + held.reduce((sum, h) => sum + h.bytes, 0) + bytes <= this.options.budgetBytes;
+    let t = now;
+    for (const w of [...ahead, request]) {
+      while (!fits(w.bytes)) {
+        if (held.length === 0) return undefined;
+        let first = 0;
+        for (let i = 1; i < held.length; i++) if (held[i]!.until < held[first]!.until) first = i;
+        t = Math.max(t, held.splice(first, 1)[0]!.until);
+      }
+      if (w === request) break;
+      const ms = holdMs(w.kind);
+      if (ms === undefined) return undefined;
+      held.push({ bytes: w.bytes, until: t + ms });
+    }
+    return t - now;
+  }
+
+  #acquire(request: Pick<Waiter, 'kind' | 'bytes'>, deadlineMs: number): Promise<Release> {
+    const release = (hold: Hold): Release => () => this.#giveBack(hold);
     // Nobody of this kind is queued ahead: no need to wait in line.
     if (!this.#ahead(request.kind, null) && this.#fits(request)) {
-      this.#take(request);
-      return Promise.resolve(release());
+      return Promise.resolve(release(this.#take(request)));
     }
     const wait = Math.max(0, Math.min(this.options.waitMs, deadlineMs - Date.now()));
+    const now = Date.now();
+    const ahead = this.#queue.filter((w) => w.kind === request.kind && now - w.until <= DEAD_AFTER_MS);
+    const predicted = this.#predictWait(request, ahead);
+    if (predicted !== undefined && predicted > wait) {
+      return Promise.reject(
+        overloaded(
+          `server busy: ${this.#busyWith(request.kind, 'are')} and ${ahead.length} more wait; at recent rates this request would wait about ${Math.round(predicted)} ms, past the ${Math.round(wait)} ms it may; retry shortly`,
+          Math.max(1, Math.ceil(predicted / 1000)),
+        ),
+      );
+    }
     const waiter: Waiter = { ...request, until: Date.now() + wait };
     this.#queue.push(waiter);
     return new Promise<Release>((resolve, reject) => {
       const look = (): void => {
         if (!this.#ahead(waiter.kind, waiter) && this.#fits(waiter)) {
           this.#leave(waiter);
-          this.#take(waiter);
-          resolve(release());
+          resolve(release(this.#take(waiter)));
           return;
         }
         const left = waiter.until - Date.now();
@@ -155,11 +226,9 @@ export class Admission {
           return;
         }
         this.#leave(waiter);
-        const what =
-          request.kind === 'slot'
-            ? `all ${this.options.maxInFlight} request slots of this isolate stayed busy`
-            : `memory for ${request.kind === 'upload' ? 'the upload' : 'decoding'} stayed taken (${mib(this.#reserved)} reserved, model ${mib(this.options.baseline())}, budget ${mib(this.options.budgetBytes)})`;
-        reject(overloaded(`server busy: ${what} for ${Math.round(wait)} ms; retry shortly`, Math.max(1, Math.ceil(this.options.waitMs / 1000))));
+        reject(
+          overloaded(`server busy: ${this.#busyWith(request.kind, 'stayed')} for ${Math.round(wait)} ms; retry shortly`, Math.max(1, Math.ceil(this.options.waitMs / 1000))),
+        );
       };
       setTimeout(look, Math.min(POLL_MS, wait));
     });
@@ -179,6 +248,13 @@ export class Admission {
       i++;
     }
     return false;
+  }
+
+  /** What the request waits for, as it stands (`are`) or as it stayed (`stayed`). */
+  #busyWith(kind: Waiter['kind'], verb: 'are' | 'stayed'): string {
+    return kind === 'slot'
+      ? `all ${this.options.maxInFlight} request slots of this isolate ${verb} busy`
+      : `memory for ${kind === 'upload' ? 'the upload' : 'decoding'} ${verb === 'are' ? 'is' : verb} taken (${mib(this.#reserved)} reserved, model ${mib(this.options.baseline())}, budget ${mib(this.options.budgetBytes)})`;
   }
 
   #leave(waiter: Waiter): void {

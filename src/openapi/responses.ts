@@ -19,7 +19,7 @@ const WHEN: Record<ErrorStatus, string> = {
   422: '`unprocessable_image`: the image is corrupt or truncated.',
   500: '`internal`: a bug, or a stored policy that is invalid; details are logged, never sent.',
   502: '`bad_gateway`: the image URL could not be fetched, or its server answered an error.',
-  503: '`model_unavailable` (the model is not uploaded, or failed to load) or `overloaded` (every request slot or the decode memory stayed taken: retry after `Retry-After` seconds).',
+  503: '`model_unavailable` (the model is not uploaded, or failed to load) or `overloaded` (every request slot or the decode memory stayed taken, or the line ahead would predictably outlast the wait: retry after `Retry-After` seconds).',
   504: '`gateway_timeout`: the image URL was too slow (URL_TIMEOUT_MS), or the request ran out of REQUEST_TIMEOUT_MS.',
 };
 

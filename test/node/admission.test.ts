@@ -195,6 +195,95 @@ describe('upload memory', () => {
   });
 });
 
+describe('a line predictably longer than the wait', () => {
+  /** Takes and gives back `n` holds of `ms` each, one after another, so their length is known. */
+  async function learn(take: () => Promise<() => void>, ms: number, n = 3) {
+    for (let i = 0; i < n; i++) {
+      const release = await take();
+      await vi.advanceTimersByTimeAsync(ms);
+      release();
+    }
+  }
+  const settled = <T>(p: Promise<T>) => p.then((v) => ({ v }), (e: unknown) => ({ e }));
+
+  it('is refused at once, with Retry-After covering the predicted wait, rather than when its timer runs', async () => {
+    const a = admission({ maxInFlight: 1, waitMs: 1000 });
+    await learn(() => a.enter(), 600);
+    const holder = await a.enter();
+    // One hold of about 600 ms ahead: within the wait, so it queues.
+    const second = settled(a.enter());
+    await flush();
+    expect(a.state.waiting).toBe(1);
+    // The holder, then the second for another 600 ms: 1200 ms, past the 1000 ms wait.
+    const third = await settled(a.enter());
+    expect(third).toMatchObject({ e: { status: 503, type: 'overloaded', retryAfter: 2 } });
+    expect((third as { e: ApiError }).e.message).toMatch(/all 1 request slots of this isolate are busy and 1 more wait; at recent rates this request would wait about 1200 ms, past the 1000 ms it may/);
+    expect(a.state.waiting).toBe(1);
+    // The one that was let in line is admitted as predicted.
+    await vi.advanceTimersByTimeAsync(600);
+    holder();
+    await poll();
+    expect(await second).toMatchObject({ v: expect.any(Function) });
+  });
+
+  it('counts what the holders have already held: a hold near its end leaves room for one more in line', async () => {
+    const a = admission({ maxInFlight: 1, waitMs: 1000 });
+    await learn(() => a.enter(), 600);
+    await a.enter();
+    await vi.advanceTimersByTimeAsync(300); // the holder has about 300 ms left
+    void settled(a.enter());
+    await flush();
+    const third = settled(a.enter()); // 300 + 600 = 900 ms: within the wait
+    await flush();
+    expect(a.state.waiting).toBe(2);
+    void third;
+  });
+
+  it('predicts nothing before a kind has been held a few times: the waiter queues and its timer decides', async () => {
+    const a = admission({ maxInFlight: 1, waitMs: 1000 });
+    await learn(() => a.enter(), 5000, 2);
+    await a.enter();
+    void settled(a.enter());
+    const third = settled(a.enter());
+    await flush();
+    expect(a.state.waiting).toBe(2);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await third).toMatchObject({ e: { type: 'overloaded' } });
+  });
+
+  it('plays the memory line forward by bytes: decodes that cannot run side by side are refused at once', async () => {
+    const a = admission({ maxInFlight: 8 }); // 32 MiB for decodes
+    await learn(() => a.reserve(20 * MiB), 700);
+    await a.reserve(20 * MiB);
+    const second = settled(a.reserve(20 * MiB)); // after the holder: about 700 ms
+    await flush();
+    expect(a.state.waiting).toBe(1);
+    // The waiter goes first, and two 20 MiB decodes cannot run side by side: this one starts
+    // when the waiter ends, 1400 ms from now. (10 MiB would fit beside the waiter: see below.)
+    const third = await settled(a.reserve(20 * MiB));
+    expect(third).toMatchObject({ e: { type: 'overloaded', retryAfter: 2 } });
+    expect((third as { e: ApiError }).e.message).toMatch(/memory for decoding is taken \(20 MiB reserved.*about 1400 ms/);
+    const small = settled(a.reserve(10 * MiB)); // 700 ms, beside the waiter: queued
+    await flush();
+    expect(a.state.waiting).toBe(2);
+    void [second, small];
+  });
+
+  it('follows the holds as they shorten: a moving average, not the slowest ever seen', async () => {
+    const a = admission({ maxInFlight: 1, waitMs: 1000 });
+    await learn(() => a.enter(), 3000);
+    const holder = await a.enter();
+    expect(await settled(a.enter())).toMatchObject({ e: { type: 'overloaded' } }); // about 3000 ms ahead
+    holder();
+    await learn(() => a.enter(), 100, 8); // the average is now about 390 ms
+    await a.enter();
+    void settled(a.enter());
+    void settled(a.enter());
+    await flush();
+    expect(a.state.waiting).toBe(2);
+  });
+});
+
 describe('withDeadline', () => {
   it('passes a result through and gives up with 503 at the deadline', async () => {
     await expect(withDeadline(Promise.resolve(7), Date.now() + 10, 'x')).resolves.toBe(7);
