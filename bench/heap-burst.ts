@@ -13,7 +13,7 @@
  *
  *   npx tsx bench/heap-burst.ts [--model resnet50v1] [--clients 16] [--gc] [--no-inspector]
  *                               [--connections close|keep-alive] [--snapshot MS]
- *                               [--json out.json]
+ *                               [--gc-trace] [--json out.json]
  *
  * The inspector answers only when the isolate's thread is between tasks and polls its sockets;
  * under such a burst it rarely gets there before the burst is over, so only samples answered
@@ -25,6 +25,9 @@
  * The session is ours alone, on the runtime's own inspector and the front Worker's isolate
  * (wrangler's inspector proxy is off: it attached to whichever Worker reloaded last, often a
  * stage Worker, which made earlier figures of this bench unreliable); `--no-inspector`: none.
+ * `--gc-trace`: the runtime runs with V8's --trace-gc-verbose (bench/v8-flags), and each row gets
+ * the front isolate's live memory after full collections during the burst: collections run
+ * inside tasks, where the inspector cannot look.
  * `--snapshot MS`: a heap snapshot MS into each burst (live objects only: V8 collects first),
  * with the chain of objects retaining each ArrayBuffer of 1 MiB or more (bench/heap-snapshot.ts).
  * `--connections keep-alive` reuses connections as Node's fetch does, and meets workerd's
@@ -38,6 +41,7 @@ import { WebSocket } from 'undici';
 import { loadFetch, type Connections } from './load-fetch';
 import { burstModel, isAdmission503, percentile } from './burst';
 import { summarizeBuffers } from './heap-snapshot';
+import { busiestIsolate, GC_TRACE_FLAGS, GcTrace, heldAfter, isFull } from './v8-flags/gc-trace';
 import { testFormats, testJpegs, type TestJpeg } from './images';
 import { CONFIGS, ensureUploaded, pidListeningOn, WranglerDev } from './workerd';
 import { ROOT } from '../models/src/paths';
@@ -59,6 +63,8 @@ export interface HeapBurstOptions {
   snapshotAfterMs?: number;
   /** Force a full GC before every inspector sample: live memory rather than V8's heap in use. */
   gc?: boolean;
+  /** Run the runtime with V8's --trace-gc-verbose and read the memory at each collection (bench/v8-flags). */
+  gcTrace?: boolean;
   onProgress?: (line: string) => void;
 }
 
@@ -97,6 +103,14 @@ export interface HeapBurstRow {
   inspectorSamples: number;
   /** `--snapshot`: live memory (V8 collects first) at one moment of the burst, when it came. */
   snapshot?: { duringBurst: boolean; jsHeapBytes: number; bufferBytes: number; large: Array<{ bytes: number; path: string }> };
+  /**
+   * `--gc-trace`: the front isolate at V8's collections during the burst, inside tasks
+   * (bench/v8-flags/gc-trace.ts). `live`: the most live memory after a full collection (JS heap
+   * + ArrayBuffers + wasm); `any`: the most after any collection (a scavenge still counts old
+   * garbage); `heapBefore`: the JS heap before one, garbage included; `wasm`: the isolate's wasm
+   * memories after the burst (a heap snapshot; they never shrink, so none was larger during it).
+   */
+  inTask?: { collections: number; full: number; live: number | null; any: number; heapBefore: number; wasm: number };
 }
 
 export interface HeapBurstFigure {
@@ -259,8 +273,10 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
     undefined,
     // wrangler's inspector proxy off: it would hold the runtime's one session per isolate, and
     // attach to whichever Worker reloaded last (a stage Worker as often as the front one).
-    { inspector: false },
+    { inspector: false, ...(o.gcTrace ? { v8Flags: GC_TRACE_FLAGS } : {}) },
   );
+  const trace = o.gcTrace ? new GcTrace() : undefined;
+  if (trace) dev.onOutput((text) => trace.feed(text));
   let probe: HeapProbe | undefined;
   try {
     const base = dev.runtimeBase;
@@ -306,6 +322,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
           await new Promise((res) => setTimeout(res, 20));
         }
       })();
+      const traceMark = trace?.events.length ?? 0;
       const burstStart = performance.now();
       let lastAnswer = burstStart;
       const snapshot = o.snapshotAfterMs !== undefined && probe ? new Promise((r) => setTimeout(r, o.snapshotAfterMs)).then(() => probe!.snapshot()) : undefined;
@@ -336,6 +353,8 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
       // about the burst: it answers the inspector between tasks, and under a burst its thread
       // rarely gets there (README, "Holding up under load").
       const samples = (probe?.samples.slice(before) ?? []).filter((x) => x.answeredAt > burstStart && x.answeredAt < lastAnswer);
+      const inTask = trace && probe ? await inTaskMemory(trace, traceMark, probe) : undefined;
+      if (trace && !inTask) progress(`heap burst: ${image.name}: no collection in the GC trace, or no heap snapshot after the burst`);
       const wasmHeap = await wasmHeapOf(base);
       const peakJs = maxOf(samples.map(isolateBytes));
       const admission = answers.filter((a) => isAdmission503({ status: a.status, body: a.body, retryAfter: a.retryAfter }));
@@ -358,6 +377,7 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
         ...(snap && summary
           ? { snapshot: { duringBurst: snap.answeredAt < lastAnswer, jsHeapBytes: summary.jsHeapBytes, bufferBytes: summary.totalBytes, large: summary.large.slice(0, 12) } }
           : {}),
+        ...(inTask ? { inTask } : {}),
       };
       rows.push(row);
       progress(`heap burst: ${describeHeapRow(row)}`);
@@ -379,6 +399,29 @@ export async function heapBurst(o: HeapBurstOptions): Promise<HeapBurstFigure> {
   }
 }
 
+/**
+ * The front isolate's memory at V8's collections since `mark`, with the wasm memories it has
+ * after them (a heap snapshot's buffers held by a WebAssembly.Memory).
+ */
+async function inTaskMemory(trace: GcTrace, mark: number, probe: HeapProbe): Promise<HeapBurstRow['inTask'] | undefined> {
+  // Stop reading events before the snapshot's own collection adds one.
+  const events = trace.since(mark);
+  const snap = await probe.snapshot();
+  const front = busiestIsolate(events);
+  if (!snap || !front) return undefined;
+  const mine = events.filter((e) => e.isolate === front);
+  const wasm = summarizeBuffers(snap.json).wasmBytes;
+  const full = mine.filter(isFull);
+  return {
+    collections: mine.length,
+    full: full.length,
+    live: full.length ? Math.max(...full.map(heldAfter)) + wasm : null,
+    any: Math.max(...mine.map(heldAfter)) + wasm,
+    heapBefore: Math.max(...mine.map((e) => e.heapBefore)),
+    wasm,
+  };
+}
+
 const mb = (b: number | null): string => (b === null ? 'n/a' : `${(b / MiB).toFixed(1)} MiB`);
 const admissionDetail = (r: HeapBurstRow): string =>
   `median ${r.admissionP50Ms} ms, slowest ${r.admissionMaxMs} ms; ${r.admissionPredicted ?? 0} at arrival`;
@@ -388,9 +431,13 @@ export function describeHeapRow(r: HeapBurstRow): string {
     `${r.image}: ${r.requests} at once: ${r.ok} x 200, ${r.admission503} admission 503` +
     (r.admissionMaxMs !== null ? ` (${admissionDetail(r)})` : '') +
     `, ${r.other.length} other${r.other.length ? ` (${r.other.map((x) => `${x.status} after ${x.ms} ms: ${x.body.slice(0, 60)}`).join('; ')})` : ''}; ` +
-    `peak isolate ${mb(r.peakIsolate)} (JS heap ${mb(r.peakJsUsed)}; ${r.inspectorSamples} samples), runtime RSS +${mb(r.rssGrowth)}`
+    `peak isolate ${mb(r.peakIsolate)} (JS heap ${mb(r.peakJsUsed)}; ${r.inspectorSamples} samples), runtime RSS +${mb(r.rssGrowth)}` +
+    (r.inTask ? `; at collections: ${inTaskDetail(r.inTask)}` : '')
   );
 }
+
+const inTaskDetail = (t: NonNullable<HeapBurstRow['inTask']>): string =>
+  `live after a full one ${mb(t.live)}, after any ${mb(t.any)} (wasm ${mb(t.wasm)} of it; ${t.collections} collections, ${t.full} full; JS heap before one, at most ${mb(t.heapBefore)})`;
 
 /** Live memory in a row's heap snapshot (JS heap + every ArrayBuffer, onnxruntime's memory included). */
 const liveOf = (r: HeapBurstRow): number | null => (r.snapshot?.duringBurst ? r.snapshot.jsHeapBytes + r.snapshot.bufferBytes : null);
@@ -400,14 +447,15 @@ export function renderHeapBurst(f: HeapBurstFigure): string {
   const lines = [
     `Burst of ${f.clients} concurrent 12 MP uploads per format, ${f.model}, warm isolate; budget MEMORY_BUDGET_MB = ${mb(f.budgetBytes)}; limit 128 MB.`,
     `Live: a heap snapshot taken during the burst (V8 collects first; --snapshot). Heap in use: the largest inspector sample of V8's heap + ArrayBuffer backing stores (${heapInUse}) + onnxruntime's heap. Both are taken between tasks only.`,
+    `At collections (--gc-trace): inside tasks, from V8's --trace-gc-verbose: the most live memory after any full collection during the burst (JS heap + ArrayBuffers + the isolate's wasm memories), and the most after any collection (a scavenge still counts old garbage).`,
     '',
     `Warm baseline: onnxruntime heap ${mb(f.baseline.wasmHeap)}, isolate ${mb(f.baseline.isolate)}, runtime RSS ${mb(f.baseline.rss)}.`,
     '',
-    '| image | bytes | 200 | admission 503 (median, slowest; refused at arrival) | other | p50 ms (200s) | live (snapshot) | heap in use (samples) | runtime RSS growth |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| image | bytes | 200 | admission 503 (median, slowest; refused at arrival) | other | p50 ms (200s) | live (snapshot) | heap in use (samples) | in tasks: live at full collections (count) | in tasks: after any collection (count) | runtime RSS growth |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...f.rows.map((r) => {
       const live = liveOf(r);
-      return `| ${r.image} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (${admissionDetail(r)})` : ''} | ${r.other.length} | ${r.p50 ?? 'n/a'} | ${live === null ? 'n/a' : `${mb(live)}${live > f.budgetBytes ? ' **over budget**' : ''}`} | ${mb(r.peakIsolate)} (${r.inspectorSamples}) | ${mb(r.rssGrowth)} |`;
+      return `| ${r.image} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.ok} | ${r.admission503}${r.admissionMaxMs !== null ? ` (${admissionDetail(r)})` : ''} | ${r.other.length} | ${r.p50 ?? 'n/a'} | ${live === null ? 'n/a' : `${mb(live)}${live > f.budgetBytes ? ' **over budget**' : ''}`} | ${mb(r.peakIsolate)} (${r.inspectorSamples}) | ${r.inTask ? `${mb(r.inTask.live)}${(r.inTask.live ?? 0) > f.budgetBytes ? ' **over budget**' : ''} (${r.inTask.full})` : 'n/a'} | ${r.inTask ? `${mb(r.inTask.any)} (${r.inTask.collections})` : 'n/a'} | ${mb(r.rssGrowth)} |`;
     }),
   ];
   return lines.join('\n');
@@ -423,16 +471,18 @@ async function main(): Promise<void> {
       'no-inspector': { type: 'boolean', default: false },
       connections: { type: 'string', default: 'close' },
       snapshot: { type: 'string' },
+      'gc-trace': { type: 'boolean', default: false },
     },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void Promise.all([...WranglerDev.live].map((d) => d.stop())).then(() => process.exit(130)));
   }
-  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, inspector: !values['no-inspector'], connections: values.connections === 'close' ? 'close' : 'keep-alive', ...(values.snapshot ? { snapshotAfterMs: Number(values.snapshot) } : {}), onProgress: (l) => console.error(l) });
+  const figure = await heapBurst({ model: values.model, clients: Number(values.clients), gc: values.gc, gcTrace: values['gc-trace'], inspector: !values['no-inspector'], connections: values.connections === 'close' ? 'close' : 'keep-alive', ...(values.snapshot ? { snapshotAfterMs: Number(values.snapshot) } : {}), onProgress: (l) => console.error(l) });
   console.log(renderHeapBurst(figure));
   if (values.json) await writeFile(values.json, `${JSON.stringify(figure, null, 2)}\n`);
-  // Heap in use counts garbage, so only live memory over the budget fails the run.
-  const failed = figure.rows.some((r) => r.other.length > 0 || (liveOf(r) ?? 0) > figure.budgetBytes);
+  // Heap in use counts garbage, so only live memory over the budget fails the run: in a
+  // snapshot, or after a full collection inside a task.
+  const failed = figure.rows.some((r) => r.other.length > 0 || (liveOf(r) ?? 0) > figure.budgetBytes || (r.inTask?.live ?? 0) > figure.budgetBytes);
   process.exitCode = failed ? 1 : 0;
 }
 

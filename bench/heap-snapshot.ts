@@ -27,6 +27,8 @@ export interface BufferSummary {
   large: HeldBuffer[];
   /** V8's JS heap: the sum of the nodes' own sizes, backing stores excepted. */
   jsHeapBytes: number;
+  /** The backing stores of WebAssembly memories (their buffer's holder is a `Memory`), part of totalBytes. */
+  wasmBytes: number;
 }
 
 export function summarizeBuffers(json: string, minBytes = 1024 * 1024, depth = 6): BufferSummary {
@@ -62,7 +64,16 @@ export function summarizeBuffers(json: string, minBytes = 1024 * 1024, depth = 6
   let totalBytes = 0;
   let buffers = 0;
   let jsHeapBytes = 0;
+  let wasmBytes = 0;
   const large: HeldBuffer[] = [];
+  // A wasm memory's backing store belongs to an (Shared)ArrayBuffer that a Memory object holds
+  // (found over every edge: a heap's buffer has more retainers than `retainers` keeps).
+  const heldByMemory = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    if (s.strings[s.nodes[i * N + nName]!] !== 'Memory') continue;
+    for (let e = firstEdge[i]!; e < firstEdge[i + 1]!; e++) heldByMemory.add(s.edges[e * E + eTo]! / N);
+  }
+  const isWasmMemory = (store: number) => retainers[store]!.some(([buffer]) => heldByMemory.has(buffer));
   for (let i = 0; i < count; i++) {
     const name = s.strings[s.nodes[i * N + nName]!] ?? '';
     const size = s.nodes[i * N + nSize]!;
@@ -73,6 +84,7 @@ export function summarizeBuffers(json: string, minBytes = 1024 * 1024, depth = 6
     }
     totalBytes += size;
     buffers++;
+    if (isWasmMemory(i)) wasmBytes += size;
     if (size < minBytes) continue;
     const parts: string[] = [];
     let at = i;
@@ -87,5 +99,5 @@ export function summarizeBuffers(json: string, minBytes = 1024 * 1024, depth = 6
     large.push({ bytes: size, path: parts.join(' ') });
   }
   large.sort((a, b) => b.bytes - a.bytes);
-  return { totalBytes, count: buffers, large, jsHeapBytes };
+  return { totalBytes, count: buffers, large, jsHeapBytes, wasmBytes };
 }

@@ -216,6 +216,7 @@ export class WranglerDev {
   /** Running instances, so that an interrupted run can still stop them (they are detached). */
   static readonly live = new Set<WranglerDev>();
   private log = '';
+  private readonly listeners: Array<(text: string) => void> = [];
   /** The runtime's own address (the user Worker socket behind wrangler's proxy), once known. */
   private runtime: string | undefined;
   /** The runtime's address found from /proc when wrangler did not log it. */
@@ -235,6 +236,7 @@ export class WranglerDev {
 
   private append(d: Buffer): void {
     const text = d.toString();
+    for (const listener of this.listeners) listener(text);
     // Keep the tail only: a long run logs a line per request.
     this.log = (this.log + text).slice(-20_000);
     // wrangler's debug log hands its proxy the runtime's address after each (re)load; the last
@@ -242,6 +244,11 @@ export class WranglerDev {
     for (const m of this.log.slice(-(text.length + 200)).matchAll(USER_WORKER_URL)) this.runtime = `${m[1]}//${m[2]}:${m[3]}`;
   }
 
+
+  /** Every piece of wrangler's and the runtime's output from now on (the log keeps only a tail). */
+  onOutput(listener: (text: string) => void): void {
+    this.listeners.push(listener);
+  }
 
   tail(chars = 2000): string {
     return this.log.slice(-chars);
@@ -252,19 +259,29 @@ export class WranglerDev {
    * `resultCache`: keep the result cache (src/cache) as wrangler.toml configures it. Off by
    * default: every figure but bench/cache.ts posts the same bytes again and again, and would
    * measure cache hits instead of decoding and inference. `vars`: extra `--var NAME:value`
-   * settings (an `API_KEY` is also sent by the readiness poll).
+   * settings (an `API_KEY` is also sent by the readiness poll). `v8Flags`: flags for the
+   * runtime's V8, through bench/v8-flags/workerd.sh.
    */
-  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: { resultCache?: boolean; vars?: Record<string, string>; inspector?: boolean } = {}): Promise<WranglerDev> {
+  static async start(
+    configs: string | readonly string[],
+    persistTo: string,
+    timeoutMs = 180_000,
+    options: { resultCache?: boolean; vars?: Record<string, string>; inspector?: boolean; v8Flags?: readonly string[] } = {},
+  ): Promise<WranglerDev> {
     const port = await freePort();
     // wrangler's own inspector proxy (DevTools protocol for the front Worker), on a known port.
     const inspectorPort = await freePort();
-    // V8 runs with its defaults here: wrangler 4.86's own miniflare does not read
-    // MINIFLARE_WORKERD_V8_FLAGS (only the test pool's newer one does, see vitest.config.ts).
     // Debug logging is how wrangler tells where the runtime listens (see runtimeBase).
     const env: Record<string, string | undefined> = { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG: 'debug' };
     // wrangler 4.86's CLI cannot turn its inspector proxy off; it leaves it off in a VS Code
     // debug terminal, which it tells by this variable (ProxyController.inspectorEnabled).
     if (options.inspector === false) env.VSCODE_INSPECTOR_OPTIONS = '{}';
+    // wrangler 4.86's own miniflare does not read MINIFLARE_WORKERD_V8_FLAGS (only the test
+    // pool's newer one does, see vitest.config.ts), but it runs whatever workerd it is pointed at.
+    if (options.v8Flags?.length) {
+      env.MINIFLARE_WORKERD_PATH = join(ROOT, 'bench/v8-flags/workerd.sh');
+      env.WORKERD_V8_FLAGS = options.v8Flags.join(' ');
+    }
     const cacheVars = options.resultCache ? [] : ['--var', 'CACHE_TTL_SECONDS:0'];
     const extraVars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]);
     const started = performance.now();

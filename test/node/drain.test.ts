@@ -77,4 +77,35 @@ describe('drainBody', () => {
     const broken = new ReadableStream<Uint8Array>({ pull: (c) => c.error(new Error('client went away')) });
     expect(await drainBody(broken, 100, Date.now() + 1000)).toBe('failed');
   });
+
+  it('reads a byte stream into one buffer, allocating nothing per chunk', async () => {
+    // A byte source that fills the reader's own buffer (byobRequest) when it has one.
+    const views: number[] = [];
+    let sent = 0;
+    const total = 1_000_000;
+    const body = new ReadableStream({
+      type: 'bytes',
+      pull(controller) {
+        if (sent >= total) {
+          controller.close();
+          return controller.byobRequest?.respond(0); // a pending read ends with the stream
+        }
+        const request = controller.byobRequest;
+        if (!request?.view) {
+          const chunk = new Uint8Array(Math.min(4096, total - sent));
+          sent += chunk.byteLength;
+          return controller.enqueue(chunk);
+        }
+        const n = Math.min(request.view.byteLength, 10_000, total - sent);
+        views.push(request.view.buffer.byteLength);
+        sent += n;
+        request.respond(n);
+      },
+    }) as ReadableStream<Uint8Array>;
+    expect(await drainBody(body, total, Date.now() + 5000)).toBe('drained');
+    expect(sent).toBe(total);
+    // Every read went into the reader's buffer: the same 64 KiB, handed back and forth.
+    expect(views.length).toBe(100);
+    expect(new Set(views)).toEqual(new Set([64 * 1024]));
+  });
 });

@@ -6,6 +6,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import worker from '../../src/index';
+import { drainBody } from '../../src/middleware/drain';
 import { call, fixture, form, seedModel, testEnv, type ErrorAnswer } from './helpers';
 
 let cat: Uint8Array;
@@ -160,5 +161,20 @@ describe('time limits', () => {
     const res = await send(env, '/predict/resnet101v1', { method: 'POST', body: form(cat) });
     expect(res.status).toBe(503);
     expect(((await res.json()) as ErrorAnswer).message).toMatch(/stage 1 \(STAGE_1\) timed out after 200 ms \(STAGE_TIMEOUT_MS\)/);
+  });
+});
+
+describe('draining an unread upload in workerd', () => {
+  it('reads a request body as a byte stream, through one buffer', async () => {
+    const upload = () => new Request('http://localhost/predict', { method: 'POST', body: new Uint8Array(3 << 20).fill(7) });
+    // workerd's request bodies take a BYOB reader: the drain's one-buffer path is the one taken.
+    const probe = upload().body!.getReader({ mode: 'byob' });
+    const first = await probe.read(new Uint8Array(64 * 1024));
+    expect(first.done).toBe(false);
+    expect(first.value!.byteLength).toBeGreaterThan(0);
+    expect(first.value!.buffer.byteLength).toBe(64 * 1024);
+    await probe.cancel();
+    expect(await drainBody(upload().body!, 4 << 20, Date.now() + 10_000)).toBe('drained');
+    expect(await drainBody(upload().body!, 1 << 20, Date.now() + 10_000)).toBe('too-long');
   });
 });
