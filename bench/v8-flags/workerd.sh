@@ -4,10 +4,10 @@
 # Config.v8Flags; patch-config.ts adds them to the config miniflare writes on stdin.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-real="$(node -p 'require.resolve("workerd/bin/workerd", { paths: [require.resolve("wrangler/package.json")] })')"
+real="$(cd "$here/../.." && node -p 'require.resolve("workerd/bin/workerd", { paths: [require.resolve("wrangler/package.json")] })')"
 config="$(mktemp)"
 # shellcheck disable=SC2086
-node --import tsx "$here/patch-config.ts" ${WORKERD_V8_FLAGS:-} > "$config"
+(cd "$here/../.." && node --import tsx bench/v8-flags/patch-config.ts ${WORKERD_V8_FLAGS:-}) > "$config"
 # workerd reads the config from stdin ("-"); the file can go once it is open.
 exec < "$config"
 rm -f "$config"
