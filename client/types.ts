@@ -2,11 +2,12 @@
  * What the API answers, as the client hands it back. The `/predict` and `/moderate` bodies come
  * from the Worker's own import-free answer types (src/answers/types.ts), by `import type` only:
  * the built client has no runtime import from the Worker, and tsc emits those declarations
- * beside the client's (client/dist/src/answers/types.d.ts). The smaller answers (jobs, concepts,
- * policies, models) are written out here because their Worker-side types import Worker modules;
- * test/node/client.test.ts checks at type level that they match what the routes answer.
+ * beside the client's (client/dist/src/answers/types.d.ts). The jobs' come from there too. The
+ * smaller answers (concepts, policies, models) are written out here because their Worker-side
+ * types import Worker modules; test/node/client.test.ts checks at type level that they match
+ * what the routes answer.
  */
-import type { ErrorType as WorkerErrorType, ModerateBody, PredictBody } from '../src/answers/types.js';
+import type { ErrorType as WorkerErrorType, JobBody, JobCreatedBody, ModerateBody, PredictBody } from '../src/answers/types.js';
 
 export type * from '../src/answers/types.js';
 
@@ -56,39 +57,9 @@ export interface InlinePolicy {
   rules: PolicyRule[];
 }
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
-
-/** `GET /jobs/:id` (the record without its private callback URL). */
-export interface Job {
-  id: string;
-  status: JobStatus;
-  /** When failed: why, in words (also in `error`). */
-  reason?: string;
-  error?: { code: number; type: string; message: string };
-  /** Exactly the `/moderate` body, when done. */
-  result?: ModerateBody;
-  source: { key: string } | { host: string };
-  metadata?: unknown;
-  createdAt: string;
-  updatedAt: string;
-  completedAt?: string;
-  attempts: number;
-  lastError?: string;
-  /** When the job's message reached the dead-letter queue. */
-  deadLetteredAt?: string;
-  delivery: {
-    status: 'none' | 'pending' | 'delivered' | 'failed' | 'refused';
-    attempts: number;
-    reason?: string;
-    at?: string;
-  };
-}
-
-/** `POST /jobs` answers 202 with this. */
-export interface JobCreated {
-  id: string;
-  status: 'queued';
-}
+/** `GET /jobs/:id` and `POST /jobs`: the Worker's own answer types. */
+export type Job = JobBody;
+export type JobCreated = JobCreatedBody;
 
 /** `GET /concepts?q=`: what the name resolved to. */
 export interface Concept {

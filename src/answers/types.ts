@@ -1,7 +1,8 @@
 /**
- * The bodies of the native answers (`/predict`'s native shape, `/moderate`), as plain types
- * with no imports: the RPC types (src/rpc/types.ts) re-export them to consumer Workers, which
- * must not need this Worker's sources or its Env to type-check.
+ * The bodies of the native answers (`/predict`'s native shape, `/moderate`, jobs), as plain
+ * types with no imports: the RPC types (src/rpc/types.ts) re-export them to consumer Workers,
+ * and the typed client (client/types.ts) to its users, neither of which must need this Worker's
+ * sources or its Env to type-check.
  */
 
 export interface ModelInfo {
@@ -80,6 +81,54 @@ export interface ModerateBody {
     predictions: PredictionBody[];
   }>;
   timings: TimingsBody;
+}
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+
+export interface JobError {
+  code: number;
+  type: string;
+  message: string;
+}
+
+/** How the webhook went: `none` without a callback, `refused` for a metadata callback not allowed. */
+export interface DeliveryState {
+  status: 'none' | 'pending' | 'delivered' | 'failed' | 'refused';
+  attempts: number;
+  reason?: string;
+  at?: string;
+}
+
+/** `GET /jobs/:id`: a job as the API shows it (its stored record, src/jobs/types.ts, less the callback URL). */
+export interface JobBody {
+  id: string;
+  status: JobStatus;
+  /** When failed: why, in words (also in `error`). */
+  reason?: string;
+  error?: JobError;
+  /** Exactly the `/moderate` body, when done. */
+  result?: ModerateBody;
+  source: { key: string } | { host: string };
+  metadata?: unknown;
+  createdAt: string;
+  updatedAt: string;
+  completedAt?: string;
+  /** Queue deliveries of the job's message seen so far. */
+  attempts: number;
+  /** The last transient failure, while the job waits for its retry. */
+  lastError?: string;
+  delivery: DeliveryState;
+  /**
+   * When the job's message reached the dead-letter queue: its consumer crashed on every
+   * attempt, or its webhook still failed on the last one.
+   */
+  deadLetteredAt?: string;
+}
+
+/** `POST /jobs` answers 202 with this. */
+export interface JobCreatedBody {
+  id: string;
+  status: 'queued';
 }
 
 /**

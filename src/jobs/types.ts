@@ -2,9 +2,9 @@
  * What the jobs feature stores and sends: queue messages (ours and R2's event notifications),
  * the job record in MODELS under jobs/<id>.json, and the webhook body.
  */
-import type { ModerateBody } from '../answers';
+import type { JobBody, JobStatus } from '../answers/types';
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+export type { DeliveryState, JobError, JobStatus } from '../answers/types';
 
 /** Where a job's image is: an object in UPLOADS, or a URL fetched with URL input's rules. */
 export type JobSource = { key: string } | { url: string };
@@ -34,45 +34,9 @@ export interface R2Notification {
   copySource?: { bucket: string; object: string };
 }
 
-export interface JobError {
-  code: number;
-  type: string;
-  message: string;
-}
-
-/** How the webhook went: `none` without a callback, `refused` for a metadata callback not allowed. */
-export interface DeliveryState {
-  status: 'none' | 'pending' | 'delivered' | 'failed' | 'refused';
-  attempts: number;
-  reason?: string;
-  at?: string;
-}
-
-/** jobs/<id>.json in MODELS. `callback` stays private: it may carry the receiver's token. */
-export interface JobRecord {
-  id: string;
-  status: JobStatus;
-  /** When failed: why, in words (also in `error`). */
-  reason?: string;
-  error?: JobError;
-  /** The `/moderate` body, when done. */
-  result?: ModerateBody;
-  source: { key: string } | { host: string };
-  metadata?: unknown;
-  createdAt: string;
-  updatedAt: string;
-  completedAt?: string;
-  /** Queue deliveries of the job's message seen so far. */
-  attempts: number;
-  /** The last transient failure, while the job waits for its retry. */
-  lastError?: string;
+/** jobs/<id>.json in MODELS: what GET /jobs/:id shows, and `callback`, which stays private (it may carry the receiver's token). */
+export interface JobRecord extends JobBody {
   callback?: string;
-  delivery: DeliveryState;
-  /**
-   * When the job's message reached the dead-letter queue: its consumer crashed on every
-   * attempt, or its webhook still failed on the last one.
-   */
-  deadLetteredAt?: string;
 }
 
 export const FINAL: ReadonlySet<JobStatus> = new Set(['done', 'failed']);
@@ -95,7 +59,7 @@ export function webhookBody(record: JobRecord): string {
 }
 
 /** What GET /jobs/:id answers: the record without its private fields. */
-export function publicView(record: JobRecord): Omit<JobRecord, 'callback'> {
+export function publicView(record: JobRecord): JobBody {
   const { callback: _callback, ...rest } = record;
   return rest;
 }
