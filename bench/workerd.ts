@@ -212,6 +212,13 @@ function unmetered(toml: string): string {
   return out;
 }
 
+export interface WranglerDevOptions {
+  resultCache?: boolean;
+  vars?: Record<string, string>;
+  inspector?: boolean;
+  v8Flags?: readonly string[];
+}
+
 export class WranglerDev {
   /** Running instances, so that an interrupted run can still stop them (they are detached). */
   static readonly live = new Set<WranglerDev>();
@@ -262,12 +269,20 @@ export class WranglerDev {
    * settings (an `API_KEY` is also sent by the readiness poll). `v8Flags`: flags for the
    * runtime's V8, through bench/v8-flags/workerd.sh.
    */
-  static async start(
-    configs: string | readonly string[],
-    persistTo: string,
-    timeoutMs = 180_000,
-    options: { resultCache?: boolean; vars?: Record<string, string>; inspector?: boolean; v8Flags?: readonly string[] } = {},
-  ): Promise<WranglerDev> {
+  static async start(configs: string | readonly string[], persistTo: string, timeoutMs = 180_000, options: WranglerDevOptions = {}): Promise<WranglerDev> {
+    // A free port is found by binding port 0 and letting it go; until wrangler binds it, another
+    // process may take it (the load tests open a connection per request, each on an ephemeral
+    // port of the same range): CI once failed so. So a start that meets a taken port tries anew.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await WranglerDev.startOnce(configs, persistTo, timeoutMs, options);
+      } catch (err) {
+        if (attempt === 3 || !(err instanceof Error && /Address already in use/.test(err.message))) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(configs: string | readonly string[], persistTo: string, timeoutMs: number, options: WranglerDevOptions): Promise<WranglerDev> {
     const port = await freePort();
     // wrangler's own inspector proxy (DevTools protocol for the front Worker), on a known port.
     const inspectorPort = await freePort();

@@ -5,8 +5,10 @@ import type { Reporter, TestCase, TestModule } from 'vitest/node';
  * workerd isolate that spins blocks vitest's own timeouts, so a hung run says nothing of where it
  * hung. This reporter logs each file as it starts, and when no test has started or ended for
  * `VITEST_WATCHDOG_S` seconds (default 300), it lists the tests still running; with
- * `VITEST_WATCHDOG_EXIT=1` it then ends the run as failed rather than let CI time out.
+ * `VITEST_WATCHDOG_EXIT=1` it then ends the run with WATCHDOG_EXIT_CODE rather than let CI time
+ * out (.ci/run tells that code from failed tests).
  */
+export const WATCHDOG_EXIT_CODE = 75; // EX_TEMPFAIL
 export default class WatchdogReporter implements Reporter {
   private readonly running = new Map<string, { name: string; since: number }>();
   private last = Date.now();
@@ -44,8 +46,8 @@ export default class WatchdogReporter implements Reporter {
     this.log(`no test has moved for ${Math.round(quiet / 1000)} s; running:\n${lines.join('\n') || '  (none: a file is loading)'}`);
     this.last = Date.now();
     if (process.env.VITEST_WATCHDOG_EXIT === '1') {
-      this.log('ending the run as failed (VITEST_WATCHDOG_EXIT=1)');
-      process.exit(1);
+      this.log(`ending the run with code ${WATCHDOG_EXIT_CODE} (VITEST_WATCHDOG_EXIT=1)`);
+      process.exit(WATCHDOG_EXIT_CODE);
     }
   }
 
