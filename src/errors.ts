@@ -62,12 +62,22 @@ export function errorResponse(err: Error, c: Context): Response {
     if (err.retryAfter !== undefined) c.header('Retry-After', String(err.retryAfter));
     // The caller sees the message; the cause behind a 5xx (an R2 error, a stage Worker's
     // failure) is only in the log, under the request's id.
-    if (err.status >= 500 && err.cause !== undefined) logError(c, err.type, err.cause);
+    const cause = hiddenCause(err);
+    if (cause !== undefined) logError(c, err.type, cause);
     return c.json(err.toJSON(), err.status);
   }
   // Anything else is our bug: log it, and tell the caller nothing about internals.
   logError(c, 'internal', err);
   return c.json({ code: 500, type: 'internal', message: 'internal error' }, 500);
+}
+
+/**
+ * The cause behind a 5xx ApiError (R2's own words, a stage Worker's failure), which the caller
+ * is not told: each way out (HTTP here, RPC, a job) logs it once, and the place that raised the
+ * error does not log it too.
+ */
+export function hiddenCause(err: ApiError): unknown {
+  return err.status >= 500 ? err.cause : undefined;
 }
 
 /** One JSON line, as the request log's (src/middleware/request-log), found by the request id. */

@@ -7,7 +7,7 @@
  * re-sends its webhook (same body, same Idempotency-Key).
  */
 import { getConfig } from '../config';
-import { ApiError } from '../errors';
+import { ApiError, hiddenCause } from '../errors';
 import { callbackRefusal, deliver } from '../webhooks';
 import { jobsConfig, type JobsConfig } from './config';
 import { notificationJobId } from './ids';
@@ -249,7 +249,11 @@ export function backoff(config: JobsConfig, attempts: number): number {
 }
 
 function toJobError(err: unknown): JobError {
-  if (err instanceof ApiError) return err.toJSON();
+  if (err instanceof ApiError) {
+    const cause = hiddenCause(err);
+    if (cause !== undefined) console.error(`job failed: ${err.message}:`, cause);
+    return err.toJSON();
+  }
   // Internals stay in the log, as the HTTP onError does.
   console.error('job failed:', err);
   return { code: 500, type: 'internal', message: 'internal error (storage or runtime); see the Worker log' };

@@ -93,8 +93,8 @@ async function fromR2<T>(what: string, read: () => Promise<T>): Promise<T> {
     return await read();
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    // R2's own message stays in the log: it may name internals the caller has no use for.
-    console.error(`${what}: reading from R2 failed:`, err);
+    // R2's own message goes to the log as the error's cause (src/errors.ts hiddenCause), not to
+    // the caller: it may name internals the caller has no use for.
     throw modelUnavailable(`${what}: reading from R2 failed; retry shortly`, err);
   }
 }

@@ -5,7 +5,7 @@
  * and type the same failure has over HTTP. Types for consumers: ./types.ts (`edge-resnet/rpc`).
  */
 import { WorkerEntrypoint } from 'cloudflare:workers';
-import { ApiError } from '../errors';
+import { ApiError, hiddenCause } from '../errors';
 import { classifyCall, moderateCall, type Answered } from './calls';
 import type { ClassifierRpc, ClassifyOptions, ClassifyResult, ImageInput, ModerateResult, PolicyInput, RpcError, RpcResult } from './types';
 
@@ -33,6 +33,8 @@ async function settle<T extends object>(method: string, work: () => Promise<Answ
 /** An ApiError as its JSON (what HTTP sends); anything else is our bug: logged, and opaque to the caller. */
 export function rpcError(method: string, err: unknown): RpcError {
   if (err instanceof ApiError) {
+    const cause = hiddenCause(err);
+    if (cause !== undefined) console.error(`RPC ${method}: ${err.message}:`, cause);
     const error: RpcError = err.toJSON();
     return err.retryAfter === undefined ? error : { ...error, retryAfter: err.retryAfter };
   }

@@ -3,7 +3,9 @@
  * logged under the id (src/errors.ts), through the Worker's fetch handler.
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { modelUnavailable } from '../../src/errors';
 import { serverTimings } from '../../src/middleware/request-log';
+import { rpcError } from '../../src/rpc';
 import { call, fixture, form, seedModel } from './helpers';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -105,6 +107,30 @@ describe('a model Worker (MODEL_WORKERS)', () => {
     // The caller gets the message; the cause's own words are in the log only, under the id.
     expect(body.message).toMatch(/model resnet34v1: its Worker \(MODEL_A\) is unreachable/);
     expect(errors).toContainEqual(expect.objectContaining({ id: 'trace-7', level: 'error', type: 'model_unavailable', cause: 'Error: connection reset by the model Worker' }));
+  });
+});
+
+describe('a hidden cause is logged once', () => {
+  it('over HTTP: R2 failing is one line, under the request id, with R2\'s words', async () => {
+    const calls: unknown[][] = [];
+    vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void calls.push(args));
+    const broken = { list: () => Promise.reject(new Error('R2 internal error (10001)')) } as unknown as R2Bucket;
+    const res = await call('/models', { headers: { 'X-Request-Id': 'r2-down' } }, { MODELS: broken });
+    expect(res.status).toBe(503);
+    expect(calls).toHaveLength(1);
+    expect(JSON.parse(String(calls[0]![0]))).toMatchObject({ id: 'r2-down', type: 'model_unavailable', cause: 'Error: R2 internal error (10001)' });
+  });
+
+  it('over RPC: the answer is the 503, the log has its cause', () => {
+    const calls: unknown[][] = [];
+    vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void calls.push(args));
+    const cause = new Error('R2 internal error (10001)');
+    expect(rpcError('moderate', modelUnavailable('the model list: reading from R2 failed; retry shortly', cause))).toEqual({
+      code: 503,
+      type: 'model_unavailable',
+      message: 'the model list: reading from R2 failed; retry shortly',
+    });
+    expect(calls).toEqual([['RPC moderate: the model list: reading from R2 failed; retry shortly:', cause]]);
   });
 });
 
