@@ -7,13 +7,10 @@ import type { Context, HonoRequest } from 'hono';
 import type { Admitted } from '../admission';
 import { getConfig } from '../config';
 import { badRequest } from '../errors';
-import { registryFor } from '../models/registry';
-import { classify } from '../pipeline/classify';
 import { moderateBody } from '../answers';
 import { answerHeaders, errors, ModerateBodySchema, moderateBody as moderateRequestBody, PolicyNameSchema, registerUploadSchemas, validationHook } from '../openapi';
 import { inlinePolicy, loadPolicy, type ResolvedPolicy } from '../policies';
-import { readUploads } from '../upload';
-import { requestCache, setAnswerHeaders } from './predict';
+import { classifyRequest } from './predict';
 
 type ModerateEnv = { Bindings: Env; Variables: Admitted };
 
@@ -50,19 +47,9 @@ export const moderateRoutes = routes
 
 async function moderate(c: Context<ModerateEnv>, named: string | undefined) {
   const started = performance.now();
-  const config = getConfig(c.env);
   const policy = await choosePolicy(c, named);
   // Hono keeps the parsed body, so the images are read from the same form or JSON.
-  const uploads = await readUploads(c.req, config.maxImages, config);
-  const result = await classify(registryFor(c.env), config.defaultModel, uploads, {
-    topk: 5,
-    limits: { maxPixels: config.maxPixels, maxMemoryMB: config.maxDecodeMB },
-    deadlineMs: c.var.deadline,
-    reserveMemory: (bytes) => c.var.admission.reserve(bytes, c.var.deadline),
-    cache: requestCache(c),
-  });
-  const total = performance.now() - started;
-  setAnswerHeaders(c, result, total);
+  const { result, total } = await classifyRequest(c, getConfig(c.env).defaultModel, 5, started);
   return moderateBody(result, policy, total);
 }
 

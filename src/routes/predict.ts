@@ -103,24 +103,27 @@ export const predictRoutes = routes
     return native(c, c.req.valid('param').model, topk, concepts);
   })
   .openapi(torchServe, async (c) => {
-    const { result } = await predict(c, c.req.valid('param').model, c.req.valid('query').topk);
+    const { result } = await classifyRequest(c, c.req.valid('param').model, c.req.valid('query').topk);
     return c.json(single(result, (p) => Object.fromEntries(p.map((x) => [shortName(x.label), x.probability]))), 200);
   })
   .openapi(modelServer, async (c) => {
-    const { result } = await predict(c, c.req.valid('param').model, c.req.valid('query').topk);
+    const { result } = await classifyRequest(c, c.req.valid('param').model, c.req.valid('query').topk);
     return c.json(single(result, (p) => p.map((x) => ({ class: `${x.synset} ${x.label}`, probability: x.probability }))), 200);
   });
 
 async function native(c: Context<PredictEnv>, modelId: string, topk: number | undefined, conceptsQuery: string | undefined) {
   // Resolved before the upload is read: an unknown concept is a 404 without any inference.
   const concepts = conceptsQuery !== undefined ? parseConceptList(conceptsQuery) : undefined;
-  const { result, total } = await predict(c, modelId, topk);
+  const { result, total } = await classifyRequest(c, modelId, topk);
   return c.json(nativeBody(result, total, concepts), 200);
 }
 
-/** The request's images through the pipeline, with the answer headers set; the body is the caller's. */
-async function predict(c: Context<PredictEnv>, modelId: string, topk = 5): Promise<{ result: Classification; total: number }> {
-  const started = performance.now();
+/**
+ * The request's images through the pipeline, with the answer headers set; the body is the
+ * caller's (/predict's shapes, /moderate's). `started`: when the request's own work began, for
+ * the total (moderate's policy lookup comes first).
+ */
+export async function classifyRequest(c: Context<PredictEnv>, modelId: string, topk = 5, started = performance.now()): Promise<{ result: Classification; total: number }> {
   const config = getConfig(c.env);
   const uploads = await readUploads(c.req, config.maxImages, config);
   const result = await classify(registryFor(c.env), modelId, uploads, {
