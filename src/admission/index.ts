@@ -73,9 +73,8 @@ export function overloaded(message: string, retryAfterSeconds: number): ApiError
 }
 
 export class Admission {
-  #inFlight = 0;
-  #reserved = 0;
   readonly #queue: Waiter[] = [];
+  /** Everything held now: the slots in flight and the reserved bytes are counted from it. */
   readonly #holds = new Set<Hold>();
   /** How long each kind has lately been held: a moving average, and how many holds it has seen. */
   readonly #held: Record<Waiter['kind'], { ms: number; n: number }> = {
@@ -85,6 +84,18 @@ export class Admission {
   };
 
   constructor(readonly options: AdmissionOptions) {}
+
+  get #inFlight(): number {
+    let n = 0;
+    for (const h of this.#holds) if (h.kind === 'slot') n++;
+    return n;
+  }
+
+  get #reserved(): number {
+    let bytes = 0;
+    for (const h of this.#holds) bytes += h.bytes;
+    return bytes;
+  }
 
   /** Requests in flight and decode bytes reserved, for /models and the tests. */
   get state(): { inFlight: number; reservedBytes: number; waiting: number } {
@@ -139,8 +150,6 @@ export class Admission {
 
   /** Takes what `w` asks for; the hold is given back (and its length learnt) by `#giveBack`. */
   #take(w: Pick<Waiter, 'kind' | 'bytes'>): Hold {
-    if (w.kind === 'slot') this.#inFlight++;
-    else this.#reserved += w.bytes;
     const hold: Hold = { kind: w.kind, bytes: w.bytes, since: Date.now() };
     this.#holds.add(hold);
     return hold;
@@ -148,8 +157,6 @@ export class Admission {
 
   #giveBack(hold: Hold): void {
     if (!this.#holds.delete(hold)) return;
-    if (hold.kind === 'slot') this.#inFlight--;
-    else this.#reserved -= hold.bytes;
     const held = this.#held[hold.kind];
     const ms = Date.now() - hold.since;
     held.ms = held.n === 0 ? ms : held.ms + HOLD_WEIGHT * (ms - held.ms);
